@@ -1,0 +1,67 @@
+# AWS-MLOps: every command users, CI and outside checks rely on.
+# Only Python 3.11, Node 20, npm and git are assumed; `make install` sets up the rest.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+SCAN_VENV := .venv-scan
+PY := $(VENV)/bin/python
+CDK := node_modules/.bin/cdk
+CONFIG_DIR ?= config
+
+# Offline and quiet: no CLI telemetry or notices, no instance-metadata probing, no Node EOL banner.
+export CDK_DISABLE_CLI_TELEMETRY := true
+export AWS_EC2_METADATA_DISABLED := true
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: help install synth test test-unit scan demo bench clean
+
+help:
+	@echo "make install   create .venv, .venv-scan and node_modules (idempotent)"
+	@echo "make synth     synthesize every environment into cdk.out/ behind the compliance gate"
+	@echo "make test      unit, infra and integration tests, determinism, cfn-lint, checkov"
+	@echo "make demo      install, synth, and print what was built"
+	@echo "make bench     run the benchmarks in bench/"
+
+install: $(VENV)/.installed $(SCAN_VENV)/.installed node_modules/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+# Scanners pin many transitive packages; their own venv keeps them off the app's pins.
+$(SCAN_VENV)/.installed: requirements-scan.txt
+	test -x $(SCAN_VENV)/bin/python || $(PYTHON) -m venv $(SCAN_VENV)
+	$(SCAN_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-scan.txt
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-fund --no-audit --loglevel=error
+	touch $@
+
+synth: install
+	rm -rf cdk.out
+	$(CDK) synth --no-notices --quiet -c config_dir=$(CONFIG_DIR) > /dev/null
+
+test: install synth
+	$(PY) -m pytest
+	$(MAKE) --no-print-directory scan
+
+# cfn-lint and checkov over the cdk.out that `synth` wrote, and checkov over the Dockerfiles.
+scan:
+	$(SCAN_VENV)/bin/cfn-lint
+	$(SCAN_VENV)/bin/checkov --config-file .checkov.yaml -d cdk.out
+	@if [ -d ml_code/containers ]; then $(SCAN_VENV)/bin/checkov --config-file .checkov.yaml -d ml_code/containers; fi
+
+demo: synth
+	$(PY) -m tools.assembly_summary cdk.out
+
+bench: install
+	$(PY) bench/synth_time.py
+
+clean:
+	rm -rf cdk.out .pytest_cache

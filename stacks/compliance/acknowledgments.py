@@ -1,0 +1,145 @@
+"""Every acknowledged compliance finding, cdk-nag's and checkov's, in one reviewable table.
+
+An entry names exact findings on exact resources: each path (relative to its stack,
+down to the CloudFormation resource the pack reports) is paired with each rule id,
+and the pair is acknowledged with the entry's reason. Nothing is acknowledged by
+rule prefix or for a whole stack; a ``*`` inside one path segment matches numbered
+siblings (one subnet per zone), never a subtree.
+
+A path that does not exist in an environment (the dev-only auto-delete handler, the
+endpoints an imported VPC may already have) is skipped there. A test checks that
+every pair applies in at least one shipped configuration, so stale entries cannot
+pile up, and the reasons are written into each template's metadata
+(``cdk_nag.rules_to_suppress``) for auditors.
+
+Findings named ``checkov::CKV_...`` become resource-level skips in the template
+metadata (``checkov.skip``), which checkov reads when it scans ``cdk.out``; checkov
+is never told to skip a check globally.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+
+import aws_cdk as cdk
+from constructs import IConstruct
+
+AWS_SOLUTIONS = "AwsSolutions::AwsSolutions"
+NIST = "NIST.800.53.R5::NIST.800.53.R5"
+HIPAA = "HIPAA.Security::HIPAA.Security"
+CHECKOV = "checkov::"
+
+
+@dataclass(frozen=True)
+class Acknowledgment:
+    """Accepted findings: every (path, finding) pair, for one reason."""
+
+    stack: str
+    paths: tuple[str, ...]
+    findings: tuple[str, ...]
+    reason: str
+
+
+_CDK_PROVIDER_HANDLERS = (
+    "Custom::S3AutoDeleteObjectsCustomResourceProvider/Handler",
+    "Custom::VpcRestrictDefaultSGCustomResourceProvider/Handler",
+)
+_DATA_BUCKETS = ("Buckets/Data/Resource", "Buckets/Artifacts/Resource", "Buckets/Monitoring/Resource")
+
+ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
+    Acknowledgment(
+        stack="Foundation",
+        paths=_CDK_PROVIDER_HANDLERS,
+        findings=(f"{CHECKOV}CKV_AWS_115", f"{CHECKOV}CKV_AWS_116", f"{CHECKOV}CKV_AWS_117"),
+        reason=(
+            "CDK's own custom-resource handler (empties buckets on dev teardown / strips the default security "
+            "group's rules). CloudFormation invokes it synchronously a few times per deployment: a concurrency "
+            "reservation or a DLQ has nothing to protect, and it calls only the S3 and EC2 APIs, which it reaches "
+            "without a VPC."
+        ),
+    ),
+    Acknowledgment(
+        stack="Foundation",
+        paths=("Buckets/AccessLogs/Resource",),
+        findings=(f"{CHECKOV}CKV_AWS_18",),
+        reason="This is the server-access-log bucket; logging its own access would loop into itself.",
+    ),
+    Acknowledgment(
+        stack="Foundation",
+        paths=(*_DATA_BUCKETS, "Buckets/AccessLogs/Resource"),
+        findings=(f"{NIST}-S3BucketReplicationEnabled", f"{HIPAA}-S3BucketReplicationEnabled"),
+        reason=(
+            "Cross-region replication is a disaster-recovery decision each adopter makes for its own regions; "
+            "buckets are versioned, retained outside dev, and the data, artifacts and reports can be re-created "
+            "from source data and the model registry."
+        ),
+    ),
+    Acknowledgment(
+        stack="Foundation",
+        paths=("Buckets/AccessLogs/Resource",),
+        findings=(f"{NIST}-S3DefaultEncryptionKMS", f"{HIPAA}-S3DefaultEncryptionKMS"),
+        reason=(
+            "S3 server access logging delivers only to buckets encrypted with SSE-S3 (AES256); "
+            "this bucket is the access-log target, so SSE-KMS is not possible."
+        ),
+    ),
+    Acknowledgment(
+        stack="Foundation",
+        paths=("Network/FlowLog/IAMRole/DefaultPolicy/Resource",),
+        findings=(f"{NIST}-IAMNoInlinePolicy", f"{HIPAA}-IAMNoInlinePolicy"),
+        reason=(
+            "CDK's flow-log role carries one inline policy scoped to its own log group (write) and to passing "
+            "itself to the VPC Flow Logs service; it is not shared or reused, so a managed policy adds nothing."
+        ),
+    ),
+)
+
+
+def apply_acknowledgments(stage: cdk.Stage) -> set[tuple[int, str, str]]:
+    """Acknowledge each (path, finding) pair on the construct it names, where it exists.
+
+    Returns:
+        The (entry index, path, finding) triples that matched a construct in this stage.
+    """
+    used: set[tuple[int, str, str]] = set()
+    checkov_skips: dict[str, tuple[cdk.CfnResource, list[dict[str, str]]]] = {}
+    for index, ack in enumerate(ACKNOWLEDGMENTS):
+        stack = stage.node.try_find_child(ack.stack)
+        if stack is None:
+            continue
+        for path in ack.paths:
+            for target in _find(stack, path):
+                for finding in ack.findings:
+                    if finding.startswith(CHECKOV):
+                        if not isinstance(target, cdk.CfnResource):
+                            raise TypeError(f"{ack.stack}/{path}: checkov skips go on a CloudFormation resource")
+                        entry = checkov_skips.setdefault(target.node.path, (target, []))
+                        entry[1].append({"id": finding.removeprefix(CHECKOV), "comment": ack.reason})
+                    else:
+                        cdk.Validations.of(target).acknowledge(cdk.Acknowledgment(id=finding, reason=ack.reason))
+                    used.add((index, path, finding))
+    for resource, skips in checkov_skips.values():
+        resource.add_metadata("checkov", {"skip": skips})
+    return used
+
+
+def all_pairs() -> set[tuple[int, str, str]]:
+    """Every (entry index, path, finding) triple the table declares."""
+    return {
+        (index, path, finding)
+        for index, ack in enumerate(ACKNOWLEDGMENTS)
+        for path in ack.paths
+        for finding in ack.findings
+    }
+
+
+def _find(root: IConstruct, path: str) -> list[IConstruct]:
+    """Constructs at ``path`` below ``root``; a segment may hold ``*`` (fnmatch within that segment)."""
+    level = [root]
+    for part in path.split("/"):
+        if "*" in part:
+            level = [c for node in level for c in node.node.children if fnmatch.fnmatchcase(c.node.id, part)]
+        else:
+            level = [c for node in level if (c := node.node.try_find_child(part)) is not None]
+    return sorted(level, key=lambda c: c.node.path)

@@ -1,0 +1,236 @@
+"""Per-environment configuration: one YAML file per environment, validated at synth.
+
+A bad file fails before any construct is built, with one message that names the
+file, the field and the problem. A missing file is an error, never a default.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+ENVIRONMENT_NAMES = ("dev", "staging", "prod")
+
+AccountId = Annotated[str, Field(pattern=r"^\d{12}$", description="12-digit AWS account id")]
+Region = Annotated[str, Field(pattern=r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")]
+AvailabilityZone = Annotated[str, Field(pattern=r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d[a-z]$")]
+
+
+class ConfigError(Exception):
+    """A configuration file is missing or invalid; the message names file, field and problem."""
+
+
+class _Strict(BaseModel):
+    # Unknown keys are typos until proven otherwise: reject them.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RemovalPolicyName(StrEnum):
+    """What happens to stateful resources when the stack is deleted."""
+
+    DESTROY = "destroy"
+    RETAIN = "retain"
+
+
+class CreatedNetwork(_Strict):
+    """A VPC made by the platform: private isolated subnets only, no internet route."""
+
+    mode: Literal["create"]
+    cidr: str = "10.0.0.0/16"
+    availability_zones: list[AvailabilityZone] = Field(min_length=2, max_length=6)
+    subnet_cidr_mask: int = Field(default=20, ge=16, le=28)
+    flow_log_retention_days: int = Field(default=365, ge=1)
+
+    @field_validator("cidr")
+    @classmethod
+    def _cidr(cls, value: str) -> str:
+        net = ipaddress.ip_network(value, strict=True)
+        if not 16 <= net.prefixlen <= 24:
+            raise ValueError(f"VPC CIDR prefix must be between /16 and /24, got /{net.prefixlen}")
+        return value
+
+    @field_validator("availability_zones")
+    @classmethod
+    def _unique_zones(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("availability zones must be distinct")
+        return value
+
+
+class ImportedNetwork(_Strict):
+    """An existing VPC, given by explicit ids (never looked up at synth)."""
+
+    mode: Literal["import"]
+    vpc_id: str = Field(pattern=r"^vpc-[0-9a-f]{8,17}$")
+    cidr: str
+    availability_zones: list[AvailabilityZone] = Field(min_length=2)
+    private_subnet_ids: list[Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")]] = Field(min_length=2)
+    private_route_table_ids: list[Annotated[str, Field(pattern=r"^rtb-[0-9a-f]{8,17}$")]] = Field(min_length=2)
+    create_endpoints: bool = Field(default=True, description="False when the VPC already has the endpoints")
+    flow_log_retention_days: int = Field(default=365, ge=1)
+
+    @field_validator("cidr")
+    @classmethod
+    def _cidr(cls, value: str) -> str:
+        ipaddress.ip_network(value, strict=True)
+        return value
+
+    @model_validator(mode="after")
+    def _one_subnet_per_zone(self) -> ImportedNetwork:
+        counts = {len(self.availability_zones), len(self.private_subnet_ids), len(self.private_route_table_ids)}
+        if len(counts) != 1:
+            raise ValueError(
+                "availability_zones, private_subnet_ids and private_route_table_ids must have the same length "
+                "(one subnet and route table per zone)"
+            )
+        return self
+
+
+class Retention(_Strict):
+    """Removal and retention of stateful resources."""
+
+    removal_policy: RemovalPolicyName
+    auto_delete_objects: bool = Field(
+        default=False, description="Empty buckets and repositories on stack deletion (removal_policy destroy only)"
+    )
+    log_retention_days: int = Field(default=365, ge=1, le=3653)
+    noncurrent_version_expiration_days: int = Field(default=90, ge=1)
+    abort_incomplete_multipart_upload_days: int = Field(default=7, ge=1)
+    untagged_image_expiration_days: int = Field(default=14, ge=1)
+    key_pending_window_days: int = Field(default=30, ge=7, le=30)
+
+    @model_validator(mode="after")
+    def _auto_delete_needs_destroy(self) -> Retention:
+        if self.auto_delete_objects and self.removal_policy is not RemovalPolicyName.DESTROY:
+            raise ValueError("auto_delete_objects: true requires removal_policy: destroy")
+        return self
+
+
+# CloudWatch Logs accepts only these retention periods.
+LOG_RETENTION_DAYS = (
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
+
+
+class EnvironmentConfig(_Strict):
+    """Everything that differs between dev, staging and prod."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9-]{1,15}$")
+    account: AccountId
+    region: Region
+    tooling_account: AccountId | None = Field(
+        default=None, description="Account that holds CI/CD and the model registry, when multi-account"
+    )
+    name_prefix: str = Field(pattern=r"^[a-z][a-z0-9-]{1,20}[a-z0-9]$")
+    networking: CreatedNetwork | ImportedNetwork = Field(discriminator="mode")
+    retention: Retention
+    termination_protection: bool = False
+    tags: dict[Annotated[str, Field(min_length=1, max_length=128)], Annotated[str, Field(max_length=256)]] = {}
+
+    @field_validator("retention")
+    @classmethod
+    def _log_retention_allowed(cls, value: Retention) -> Retention:
+        if value.log_retention_days not in LOG_RETENTION_DAYS:
+            raise ValueError(f"log_retention_days must be one of CloudWatch's values {LOG_RETENTION_DAYS}")
+        return value
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> EnvironmentConfig:
+        if self.tooling_account == self.account:
+            raise ValueError("tooling_account must differ from account (omit it for a single-account setup)")
+        if self.networking.flow_log_retention_days not in LOG_RETENTION_DAYS:
+            raise ValueError(
+                f"networking.flow_log_retention_days must be one of CloudWatch's values {LOG_RETENTION_DAYS}"
+            )
+        for zone in self.networking.availability_zones:
+            if not zone.startswith(self.region):
+                raise ValueError(f"availability zone {zone!r} is not in region {self.region!r}")
+        return self
+
+    @property
+    def ssm_prefix(self) -> str:
+        """Root of the SSM parameters through which other stacks and the ML code find resources."""
+        return f"/{self.name_prefix}"
+
+
+def _format_error(path: Path, error: ValidationError) -> str:
+    lines = [f"{path}: invalid configuration"]
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        # Drop the tag pydantic adds for discriminated unions ("networking.create.cidr").
+        where = re.sub(r"\.(create|import)\b", "", where)
+        lines.append(f"  {where}: {item['msg']}")
+    return "\n".join(lines)
+
+
+def load_config(path: Path) -> EnvironmentConfig:
+    """Read and validate one environment's config file.
+
+    Args:
+        path: the YAML file.
+
+    Returns:
+        The validated configuration.
+
+    Raises:
+        ConfigError: the file is missing, is not YAML, or breaks the schema. The
+            message names the file, the field and the problem.
+    """
+    if not path.is_file():
+        raise ConfigError(f"{path}: configuration file not found")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
+    try:
+        config = EnvironmentConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_format_error(path, exc)) from None
+    if config.name != path.stem:
+        raise ConfigError(f"{path}: name: {config.name!r} does not match the file name {path.stem!r}")
+    return config
+
+
+def load_environments(config_dir: Path, selected: str | None = None) -> list[EnvironmentConfig]:
+    """Load the selected environment, or all three when none is selected.
+
+    Args:
+        config_dir: folder holding ``dev.yaml``, ``staging.yaml`` and ``prod.yaml``.
+        selected: an environment name from ``-c env=NAME``, or None for all.
+
+    Raises:
+        ConfigError: an unknown name, a missing file or an invalid file.
+    """
+    if selected is not None and selected not in ENVIRONMENT_NAMES:
+        raise ConfigError(f"-c env={selected}: unknown environment; expected one of {', '.join(ENVIRONMENT_NAMES)}")
+    names = [selected] if selected else list(ENVIRONMENT_NAMES)
+    return [load_config(config_dir / f"{name}.yaml") for name in names]

@@ -1,0 +1,1 @@
+"""The environment's shared resources: keys, buckets, image repositories, network, discovery."""

@@ -1,0 +1,97 @@
+"""S3 buckets for data, model artifacts, monitoring and server access logs."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from stacks.config import EnvironmentConfig, RemovalPolicyName
+
+
+class PlatformBuckets(Construct):
+    """The environment's buckets.
+
+    Every bucket is versioned, TLS-only, private, and logs access into the
+    access-log bucket. The three data buckets use the data key (SSE-KMS with a
+    bucket key); the access-log bucket uses SSE-S3, the only encryption S3 server
+    access logging can write to.
+
+    Attributes:
+        data: raw and prepared training data.
+        artifacts: model artifacts, pipeline outputs, evaluation reports, baselines.
+        monitoring: endpoint data capture and monitoring reports.
+        access_logs: server access logs of the three above.
+    """
+
+    def __init__(self, scope: Construct, id_: str, *, config: EnvironmentConfig, key: kms.IKey) -> None:
+        super().__init__(scope, id_)
+        retention = config.retention
+        destroy = retention.removal_policy is RemovalPolicyName.DESTROY
+        removal = cdk.RemovalPolicy.DESTROY if destroy else cdk.RemovalPolicy.RETAIN
+        auto_delete = destroy and retention.auto_delete_objects
+        noncurrent = cdk.Duration.days(retention.noncurrent_version_expiration_days)
+        multipart = cdk.Duration.days(retention.abort_incomplete_multipart_upload_days)
+
+        self.access_logs: s3.IBucket = s3.Bucket(
+            self,
+            "AccessLogs",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            versioned=True,
+            enforce_ssl=True,
+            minimum_tls_version=1.2,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            removal_policy=removal,
+            auto_delete_objects=auto_delete,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="expire-access-logs",
+                    expiration=cdk.Duration.days(retention.log_retention_days),
+                    noncurrent_version_expiration=noncurrent,
+                    abort_incomplete_multipart_upload_after=multipart,
+                )
+            ],
+        )
+
+        def data_bucket(name: str) -> s3.Bucket:
+            return s3.Bucket(
+                self,
+                name.capitalize(),
+                encryption=s3.BucketEncryption.KMS,
+                encryption_key=key,
+                bucket_key_enabled=True,
+                versioned=True,
+                enforce_ssl=True,
+                minimum_tls_version=1.2,
+                block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+                object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+                server_access_logs_bucket=self.access_logs,
+                server_access_logs_prefix=f"{name}/",
+                removal_policy=removal,
+                auto_delete_objects=auto_delete,
+                lifecycle_rules=[
+                    s3.LifecycleRule(
+                        id="expire-noncurrent-and-abort-multipart",
+                        noncurrent_version_expiration=noncurrent,
+                        abort_incomplete_multipart_upload_after=multipart,
+                    )
+                ],
+            )
+
+        self.data: s3.IBucket = data_bucket("data")
+        self.artifacts: s3.IBucket = data_bucket("artifacts")
+        self.monitoring: s3.IBucket = data_bucket("monitoring")
+
+        if config.tooling_account:
+            # CI/CD in the tooling account writes model artifacts for this environment to deploy.
+            self.artifacts.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid="ToolingAccountReadWrite",
+                    principals=[iam.AccountPrincipal(config.tooling_account)],
+                    actions=["s3:GetObject", "s3:PutObject", "s3:ListBucket"],
+                    resources=[self.artifacts.bucket_arn, self.artifacts.arn_for_objects("*")],
+                )
+            )

@@ -1,0 +1,51 @@
+"""ECR repositories for the training/processing image and the inference image."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_ecr as ecr
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from constructs import Construct
+
+from stacks.config import EnvironmentConfig, RemovalPolicyName
+
+
+class ImageRepositories(Construct):
+    """Private repositories: scan on push, immutable tags, KMS, untagged images expire.
+
+    Attributes:
+        training: image for SageMaker Processing and Training jobs.
+        inference: image for SageMaker endpoints.
+    """
+
+    def __init__(self, scope: Construct, id_: str, *, config: EnvironmentConfig, key: kms.IKey) -> None:
+        super().__init__(scope, id_)
+        destroy = config.retention.removal_policy is RemovalPolicyName.DESTROY
+
+        def repository(name: str) -> ecr.Repository:
+            repo = ecr.Repository(
+                self,
+                name.capitalize(),
+                repository_name=f"{config.name_prefix}/{name}",
+                image_scan_on_push=True,
+                image_tag_mutability=ecr.TagMutability.IMMUTABLE,
+                encryption=ecr.RepositoryEncryption.KMS,
+                encryption_key=key,
+                removal_policy=cdk.RemovalPolicy.DESTROY if destroy else cdk.RemovalPolicy.RETAIN,
+                empty_on_delete=destroy and config.retention.auto_delete_objects,
+                lifecycle_rules=[
+                    ecr.LifecycleRule(
+                        description="Expire untagged images",
+                        tag_status=ecr.TagStatus.UNTAGGED,
+                        max_image_age=cdk.Duration.days(config.retention.untagged_image_expiration_days),
+                    )
+                ],
+            )
+            if config.tooling_account:
+                # Images are built once in the tooling account and promoted through environments.
+                repo.grant_pull_push(iam.AccountPrincipal(config.tooling_account))
+            return repo
+
+        self.training: ecr.IRepository = repository("training")
+        self.inference: ecr.IRepository = repository("inference")

@@ -1,0 +1,323 @@
+"""Template assertions for every security property of the foundation, by type and property, never logical id."""
+
+from __future__ import annotations
+
+import pytest
+from aws_cdk.assertions import Match
+
+ENVS = ("dev", "staging", "prod")
+
+
+def _resources(app, env: str, type_: str) -> dict[str, dict]:
+    return {k: v for k, v in app.templates[env]["Foundation"]["Resources"].items() if v["Type"] == type_}
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_keys_rotate(single_account, env: str) -> None:
+    template = single_account.template(env, "Foundation")
+    template.resource_count_is("AWS::KMS::Key", 2)
+    template.all_resources_properties("AWS::KMS::Key", {"EnableKeyRotation": True})
+
+
+def test_logs_key_admits_cloudwatch_logs_only_for_this_accounts_log_groups(single_account) -> None:
+    template = single_account.template("dev", "Foundation")
+    template.has_resource_properties(
+        "AWS::KMS::Key",
+        {
+            "Description": Match.string_like_regexp("CloudWatch Logs"),
+            "KeyPolicy": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Principal": {"Service": "logs.eu-west-1.amazonaws.com"},
+                                "Condition": {
+                                    "ArnLike": {
+                                        "kms:EncryptionContext:aws:logs:arn": Match.string_like_regexp(
+                                            "^arn:aws:logs:eu-west-1:111111111111:log-group:\\*$"
+                                        )
+                                    }
+                                },
+                            }
+                        )
+                    ]
+                )
+            },
+        },
+    )
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_no_key_policy_statement_opens_the_key_to_everyone(single_account, multi_account, env: str) -> None:
+    for app in (single_account, multi_account):
+        for key in _resources(app, env, "AWS::KMS::Key").values():
+            for statement in key["Properties"]["KeyPolicy"]["Statement"]:
+                assert statement["Principal"] != "*"
+                assert statement["Principal"] != {"AWS": "*"}
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_every_bucket_is_private_versioned_and_encrypted(single_account, env: str) -> None:
+    buckets = _resources(single_account, env, "AWS::S3::Bucket")
+    assert len(buckets) == 4
+    for bucket in buckets.values():
+        props = bucket["Properties"]
+        assert props["PublicAccessBlockConfiguration"] == {
+            "BlockPublicAcls": True,
+            "BlockPublicPolicy": True,
+            "IgnorePublicAcls": True,
+            "RestrictPublicBuckets": True,
+        }
+        assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+        assert props["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
+        rules = props["LifecycleConfiguration"]["Rules"]
+        assert any("NoncurrentVersionExpiration" in r and "AbortIncompleteMultipartUpload" in r for r in rules)
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_data_buckets_use_the_data_key_and_log_to_the_log_bucket(single_account, env: str) -> None:
+    buckets = _resources(single_account, env, "AWS::S3::Bucket")
+    keys = _resources(single_account, env, "AWS::KMS::Key")
+    data_key = next(k for k, v in keys.items() if "S3, ECR" in v["Properties"]["Description"])
+    log_buckets = [k for k, v in buckets.items() if "LoggingConfiguration" not in v["Properties"]]
+    assert len(log_buckets) == 1
+    log_bucket = log_buckets[0]
+    # S3 server access logging can only write to SSE-S3 buckets.
+    sse = buckets[log_bucket]["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+    assert sse["ServerSideEncryptionByDefault"] == {"SSEAlgorithm": "AES256"}
+    prefixes = set()
+    for name, bucket in buckets.items():
+        if name == log_bucket:
+            continue
+        sse = bucket["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+        assert sse["ServerSideEncryptionByDefault"] == {
+            "KMSMasterKeyID": {"Fn::GetAtt": [data_key, "Arn"]},
+            "SSEAlgorithm": "aws:kms",
+        }
+        assert sse["BucketKeyEnabled"] is True
+        logging = bucket["Properties"]["LoggingConfiguration"]
+        assert logging["DestinationBucketName"] == {"Ref": log_bucket}
+        prefixes.add(logging["LogFilePrefix"])
+    assert prefixes == {"data/", "artifacts/", "monitoring/"}
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_every_bucket_policy_denies_plain_http(single_account, env: str) -> None:
+    policies = _resources(single_account, env, "AWS::S3::BucketPolicy")
+    assert len(policies) == 4
+    for policy in policies.values():
+        assert any(
+            s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+            for s in policy["Properties"]["PolicyDocument"]["Statement"]
+        )
+
+
+def test_access_log_bucket_admits_only_the_logging_service_from_this_account(single_account) -> None:
+    template = single_account.template("dev", "Foundation")
+    template.has_resource_properties(
+        "AWS::S3::BucketPolicy",
+        {
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Principal": {"Service": "logging.s3.amazonaws.com"},
+                                "Action": "s3:PutObject",
+                                "Condition": Match.object_like({"StringEquals": {"aws:SourceAccount": "111111111111"}}),
+                            }
+                        )
+                    ]
+                )
+            }
+        },
+    )
+
+
+@pytest.mark.parametrize(("env", "policy"), [("dev", "Delete"), ("staging", "Retain"), ("prod", "Retain")])
+def test_removal_policy_follows_config(single_account, env: str, policy: str) -> None:
+    for type_ in ("AWS::S3::Bucket", "AWS::KMS::Key", "AWS::ECR::Repository", "AWS::Logs::LogGroup"):
+        for resource in _resources(single_account, env, type_).values():
+            assert resource["DeletionPolicy"] == policy, type_
+    auto_delete = _resources(single_account, env, "Custom::S3AutoDeleteObjects")
+    assert len(auto_delete) == (4 if env == "dev" else 0)
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_repositories_scan_are_immutable_encrypted_and_expire_untagged(single_account, env: str) -> None:
+    template = single_account.template(env, "Foundation")
+    template.resource_count_is("AWS::ECR::Repository", 2)
+    template.all_resources_properties(
+        "AWS::ECR::Repository",
+        {
+            "ImageScanningConfiguration": {"ScanOnPush": True},
+            "ImageTagMutability": "IMMUTABLE",
+            "EncryptionConfiguration": {"EncryptionType": "KMS", "KmsKey": Match.any_value()},
+            "LifecyclePolicy": {
+                "LifecyclePolicyText": Match.string_like_regexp('"tagStatus":"untagged"'),
+            },
+        },
+    )
+    names = sorted(
+        r["Properties"]["RepositoryName"] for r in _resources(single_account, env, "AWS::ECR::Repository").values()
+    )
+    assert names == [f"mlops-{env}/inference", f"mlops-{env}/training"]
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_network_has_no_route_to_the_internet(single_account, env: str) -> None:
+    template = single_account.template(env, "Foundation")
+    for type_ in ("AWS::EC2::InternetGateway", "AWS::EC2::NatGateway", "AWS::EC2::EgressOnlyInternetGateway"):
+        template.resource_count_is(type_, 0)
+    template.resource_count_is("AWS::EC2::Route", 0)
+    for subnet in _resources(single_account, env, "AWS::EC2::Subnet").values():
+        assert subnet["Properties"]["MapPublicIpOnLaunch"] is False
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_endpoints_for_every_service_sagemaker_needs(single_account, env: str) -> None:
+    names = [e["Properties"]["ServiceName"] for e in _resources(single_account, env, "AWS::EC2::VPCEndpoint").values()]
+    flat = " ".join(n if isinstance(n, str) else str(n) for n in names)
+    for service in (
+        "sagemaker.api",
+        "sagemaker.runtime",
+        "aws.sagemaker.eu-west-1.studio",
+        "aws.sagemaker.eu-west-1.notebook",
+        "ecr.api",
+        "ecr.dkr",
+        ".logs",
+        ".sts",
+        ".kms",
+        ".s3",
+        ".monitoring",
+        ".ssm",
+    ):
+        assert service in flat, f"{service} endpoint missing in {env}"
+    interface = [
+        e
+        for e in _resources(single_account, env, "AWS::EC2::VPCEndpoint").values()
+        if e["Properties"].get("VpcEndpointType") == "Interface"
+    ]
+    assert len(interface) == 11
+    assert all(e["Properties"]["PrivateDnsEnabled"] is True for e in interface)
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_endpoint_security_group_admits_https_from_the_vpc_only(single_account, env: str) -> None:
+    groups = [
+        g
+        for g in _resources(single_account, env, "AWS::EC2::SecurityGroup").values()
+        if "service endpoints" in g["Properties"]["GroupDescription"]
+    ]
+    assert len(groups) == 1
+    ingress = groups[0]["Properties"]["SecurityGroupIngress"]
+    assert [(r["IpProtocol"], r["FromPort"], r["ToPort"]) for r in ingress] == [("tcp", 443, 443)]
+    vpc = next(iter(_resources(single_account, env, "AWS::EC2::VPC").values()))
+    assert ingress[0]["CidrIp"] == vpc["Properties"]["CidrBlock"]
+    # No egress: CDK writes a single rule that matches nothing.
+    assert groups[0]["Properties"]["SecurityGroupEgress"][0]["CidrIp"] == "255.255.255.255/32"
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_flow_logs_capture_all_traffic_into_an_encrypted_log_group(single_account, env: str) -> None:
+    template = single_account.template(env, "Foundation")
+    template.has_resource_properties("AWS::EC2::FlowLog", {"ResourceType": "VPC", "TrafficType": "ALL"})
+    template.has_resource_properties(
+        "AWS::Logs::LogGroup", {"KmsKeyId": Match.any_value(), "RetentionInDays": Match.any_value()}
+    )
+
+
+def test_default_security_group_is_stripped(single_account) -> None:
+    single_account.template("prod", "Foundation").resource_count_is("Custom::VpcRestrictDefaultSG", 1)
+
+
+DISCOVERY_KEYS = {
+    "kms/data-key-arn",
+    "kms/logs-key-arn",
+    "s3/data-bucket",
+    "s3/artifacts-bucket",
+    "s3/monitoring-bucket",
+    "ecr/training-repository-uri",
+    "ecr/inference-repository-uri",
+    "network/vpc-id",
+    "network/private-subnet-ids",
+}
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_discovery_parameters_under_the_environment_prefix(single_account, env: str) -> None:
+    names = {p["Properties"]["Name"] for p in _resources(single_account, env, "AWS::SSM::Parameter").values()}
+    assert names == {f"/mlops-{env}/foundation/{key}" for key in DISCOVERY_KEYS}
+
+
+def test_prod_stack_has_termination_protection(single_account) -> None:
+    assert single_account.stages["prod"].foundation.termination_protection is True
+    assert single_account.stages["dev"].foundation.termination_protection is False
+
+
+def test_stacks_are_named_from_the_prefix_and_pinned_to_account_and_region(single_account) -> None:
+    stack = single_account.stages["staging"].foundation
+    assert stack.stack_name == "mlops-staging-foundation"
+    assert (stack.account, stack.region) == ("111111111111", "eu-west-1")
+
+
+def test_tags_from_config_reach_resources(single_account) -> None:
+    single_account.template("prod", "Foundation").has_resource_properties(
+        "AWS::S3::Bucket", {"Tags": Match.array_with([{"Key": "environment", "Value": "prod"}])}
+    )
+
+
+# --- multi-account ---------------------------------------------------------------------------------
+
+
+def test_multi_account_stacks_target_their_own_accounts(multi_account) -> None:
+    accounts = {name: stage.foundation.account for name, stage in multi_account.stages.items()}
+    assert accounts == {"dev": "222222222222", "staging": "333333333333", "prod": "444444444444"}
+    assert multi_account.stages["prod"].foundation.region == "eu-central-1"
+
+
+def test_tooling_account_reaches_the_data_key_only_through_s3_and_ecr(multi_account) -> None:
+    keys = _resources(multi_account, "staging", "AWS::KMS::Key").values()
+    statements = [
+        s
+        for k in keys
+        for s in k["Properties"]["KeyPolicy"]["Statement"]
+        if s.get("Sid") == "ToolingAccountThroughS3AndEcr"
+    ]
+    assert len(statements) == 1
+    statement = statements[0]
+    assert "555555555555" in str(statement["Principal"])
+    assert statement["Condition"] == {
+        "StringEquals": {"kms:ViaService": ["s3.eu-west-1.amazonaws.com", "ecr.eu-west-1.amazonaws.com"]}
+    }
+    assert "kms:CreateGrant" not in statement["Action"]
+
+
+def test_tooling_account_may_push_and_pull_images(multi_account) -> None:
+    for repo in _resources(multi_account, "dev", "AWS::ECR::Repository").values():
+        statements = repo["Properties"]["RepositoryPolicyText"]["Statement"]
+        assert any("ecr:PutImage" in s["Action"] and "555555555555" in str(s["Principal"]) for s in statements)
+
+
+def test_single_account_grants_nothing_across_accounts(single_account) -> None:
+    for env in ENVS:
+        text = str(single_account.templates[env]["Foundation"])
+        assert "555555555555" not in text
+        assert not _resources(single_account, env, "AWS::ECR::Repository")[
+            next(iter(_resources(single_account, env, "AWS::ECR::Repository")))
+        ]["Properties"].get("RepositoryPolicyText")
+
+
+def test_imported_vpc_is_used_by_id_and_not_created(multi_account) -> None:
+    template = multi_account.template("prod", "Foundation")
+    template.resource_count_is("AWS::EC2::VPC", 0)
+    template.resource_count_is("AWS::EC2::Subnet", 0)
+    template.all_resources_properties("AWS::EC2::VPCEndpoint", {"VpcId": "vpc-0a1b2c3d4e5f60718"})
+    template.has_resource_properties("AWS::EC2::FlowLog", {"ResourceId": "vpc-0a1b2c3d4e5f60718", "TrafficType": "ALL"})
+    template.has_resource_properties(
+        "AWS::EC2::VPCEndpoint",
+        {
+            "VpcEndpointType": "Gateway",
+            "RouteTableIds": ["rtb-0a1b2c3d4e5f60721", "rtb-0a1b2c3d4e5f60722", "rtb-0a1b2c3d4e5f60723"],
+        },
+    )
