@@ -28,7 +28,7 @@ help:
 
 install: $(VENV)/.installed $(SCAN_VENV)/.installed node_modules/.installed
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt ml_code/requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
@@ -48,6 +48,7 @@ synth: install
 	$(CDK) synth --no-notices --quiet -c config_dir=$(CONFIG_DIR) > /dev/null
 
 test: install synth
+	$(PY) -m ruff check .
 	$(PY) -m pytest
 	$(MAKE) --no-print-directory scan
 

@@ -5,7 +5,8 @@
 Both run through the pinned CDK CLI, alternately, in the same session, so machine noise
 hits both alike. The platform turns CDK's built-in CloudFormation validation off (cfn-lint
 gates the templates in ``make test`` instead); the reference is a default app, so it is
-also timed without that validation, for a like-for-like ratio. Prints each side's median and min wall time and the ratio of medians.
+also timed without that validation, for a like-for-like ratio. Prints each side's median
+and min wall time and the ratio of medians.
 Goal: ratio <= 1.5. (The Workload Orchestrator's single-environment synth, without any
 pack, measured 2.1x on this kind of machine.)
 """

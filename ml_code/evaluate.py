@@ -1,0 +1,60 @@
+"""Evaluate step: test-split metrics in SageMaker's model-quality JSON (the pipeline's quality gate reads it).
+
+SageMaker runs it as a Processing job:
+    python -m ml_code.evaluate
+    input   /opt/ml/processing/model/model.tar.gz (or the unpacked directory), /opt/ml/processing/test/*.csv
+    output  /opt/ml/processing/evaluation/evaluation.json
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ml_code import metrics
+from ml_code.artifact import ArtifactError, ModelArtifact
+from ml_code.environment import processing_root
+from ml_code.schema import DataValidationError, load_dataset
+
+
+def evaluate(model_dir: Path, test_file: Path) -> dict[str, Any]:
+    """Score the model on the test split.
+
+    Raises:
+        ArtifactError, DataValidationError: a bad model directory or test file, named.
+    """
+    artifact = ModelArtifact.load(model_dir)
+    schema = artifact.schema
+    dataset = load_dataset(test_file, target=schema.target, problem_type=schema.problem_type, schema=schema)
+    y_true = artifact.encode_target(dataset.target)
+    y_pred = artifact.predict_encoded(dataset.features)
+    scores = metrics.compute(schema.problem_type, y_true, y_pred, artifact.predict_proba(dataset.features))
+    return metrics.model_quality_report(
+        schema.problem_type, scores, y_true=y_true, y_pred=y_pred, class_labels=list(schema.classes)
+    )
+
+
+def main(env: Mapping[str, str] | None = None) -> int:
+    root = processing_root(env)
+    try:
+        tests = sorted((root / "test").glob("*.csv"))
+        if len(tests) != 1:
+            raise DataValidationError(
+                f"{root / 'test'}: expected exactly one CSV file, found {[t.name for t in tests]}"
+            )
+        report = evaluate(root / "model", tests[0])
+    except (ArtifactError, DataValidationError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    out = root / "evaluation"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "evaluation.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

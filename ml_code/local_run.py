@@ -1,0 +1,155 @@
+"""Run the whole ML workload on one machine, each step through its SageMaker contract.
+
+    python -m ml_code.local_run --data CSV --target COL --problem-type regression|binary|multiclass --output DIR
+
+Steps run in order, each as its SageMaker job would: preprocess (Processing), train
+(Training), evaluate and baseline (Processing), with the same environment variables and
+the same directory layout under DIR/.jobs/ that SageMaker mounts under /opt/ml. Writes:
+
+    DIR/model/                    what the server loads (the contents of model.tar.gz)
+    DIR/evaluation.json           test-split metrics, SageMaker's model-quality format
+    DIR/baseline/statistics.json  Model Monitor data-quality baseline
+    DIR/baseline/constraints.json
+    DIR/leaderboard.json          every candidate's validation scores
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from ml_code import baseline, evaluate, preprocess, train
+from ml_code.schema import ProblemType
+
+
+class StepFailed(RuntimeError):
+    """A step exited non-zero; its error message is attached."""
+
+
+def _run(name: str, step, *args, **kwargs) -> str:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = step(*args, **kwargs)
+    if code != 0:
+        raise StepFailed(f"{name} failed: {err.getvalue().strip().removeprefix('error: ')}")
+    return out.getvalue()
+
+
+def run(
+    data: Path,
+    target: str,
+    problem_type: ProblemType,
+    output: Path,
+    *,
+    time_budget_seconds: float = 60.0,
+    max_trials: int = 8,
+    seed: int = 42,
+) -> str:
+    """Run all four steps; return the summary. Raises StepFailed naming the step and the problem."""
+    if not data.is_file():
+        raise StepFailed(f"--data {data}: file not found")
+    start = time.monotonic()
+    jobs = output / ".jobs"
+    shutil.rmtree(jobs, ignore_errors=True)
+
+    # Processing job: the input channel is a copy of the data, as S3 would download it.
+    pre = jobs / "preprocess"
+    (pre / "input" / "data").mkdir(parents=True)
+    shutil.copyfile(data, pre / "input" / "data" / data.name)
+    _run(
+        "preprocess",
+        preprocess.main,
+        ["--target", target, "--problem-type", problem_type.value, "--seed", str(seed)],
+        env={"SM_PROCESSING_ROOT": str(pre)},
+    )
+    splits = pre / "output"
+
+    # Training job: channels, hyperparameters (strings, as SageMaker passes them), model dir.
+    ml_root = jobs / "train"
+    config = ml_root / "input" / "config"
+    config.mkdir(parents=True)
+    hyperparameters = {
+        "target": target,
+        "problem_type": problem_type.value,
+        "time_budget_seconds": str(time_budget_seconds),
+        "max_trials": str(max_trials),
+        "seed": str(seed),
+    }
+    (config / "hyperparameters.json").write_text(json.dumps(hyperparameters))
+    model_dir = output / "model"
+    shutil.rmtree(model_dir, ignore_errors=True)
+    train_out = _run(
+        "train",
+        train.main,
+        env={
+            "SM_ML_ROOT": str(ml_root),
+            "SM_CHANNEL_TRAIN": str(splits / "train"),
+            "SM_CHANNEL_VALIDATION": str(splits / "validation"),
+            "SM_MODEL_DIR": str(model_dir),
+            "SM_OUTPUT_DATA_DIR": str(ml_root / "output" / "data"),
+        },
+    )
+    shutil.copyfile(ml_root / "output" / "data" / "leaderboard.json", output / "leaderboard.json")
+
+    # Processing job: evaluate the model on the test split.
+    ev = jobs / "evaluate"
+    shutil.copytree(model_dir, ev / "model")
+    shutil.copytree(splits / "test", ev / "test")
+    _run("evaluate", evaluate.main, env={"SM_PROCESSING_ROOT": str(ev)})
+    shutil.copyfile(ev / "evaluation" / "evaluation.json", output / "evaluation.json")
+
+    # Processing job: data-quality baseline of the training features.
+    bl = jobs / "baseline"
+    shutil.copytree(splits / "train", bl / "train")
+    _run("baseline", baseline.main, env={"SM_PROCESSING_ROOT": str(bl)})
+    shutil.rmtree(output / "baseline", ignore_errors=True)
+    shutil.copytree(bl / "baseline", output / "baseline")
+
+    report = json.loads((output / "evaluation.json").read_text())
+    (section,) = report.values()
+    test = ", ".join(f"{k} {v['value']:.4f}" for k, v in section.items() if isinstance(v, dict) and "value" in v)
+    return "\n".join(
+        [
+            train_out.strip(),
+            f"test metrics: {test}",
+            f"wrote {model_dir}, {output / 'evaluation.json'}, {output / 'baseline'}",
+            f"total {time.monotonic() - start:.1f} s",
+        ]
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run preprocess, train, evaluate and baseline locally.")
+    parser.add_argument("--data", type=Path, required=True, help="CSV with a header row")
+    parser.add_argument("--target", required=True, help="target column")
+    parser.add_argument("--problem-type", required=True, choices=[p.value for p in ProblemType])
+    parser.add_argument("--output", type=Path, required=True, help="output directory")
+    parser.add_argument("--time-budget", type=float, default=60.0, help="seconds for the hyperparameter search")
+    parser.add_argument("--max-trials", type=int, default=8, help="trials per candidate family")
+    parser.add_argument("--seed", type=int, default=42)
+    args = parser.parse_args(argv)
+    try:
+        summary = run(
+            args.data,
+            args.target,
+            ProblemType(args.problem_type),
+            args.output,
+            time_budget_seconds=args.time_budget,
+            max_trials=args.max_trials,
+            seed=args.seed,
+        )
+    except StepFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(summary)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

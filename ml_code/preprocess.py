@@ -1,0 +1,133 @@
+"""Preprocess step: validate the raw data and split it reproducibly into train, validation and test.
+
+SageMaker runs it as a Processing job:
+    python -m ml_code.preprocess --target rings --problem-type regression
+    input   /opt/ml/processing/input/data/*.csv (one or more files with the same header)
+    output  /opt/ml/processing/output/{train,validation,test}/<split>.csv, each with schema.json beside it
+
+The transform itself (impute, encode, scale) is fitted by the training step inside the
+model pipeline, so that serving applies exactly what training learned.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from ml_code.environment import processing_root
+from ml_code.schema import DataSchema, DataValidationError, ProblemType, load_dataset, read_csv_strict
+
+SPLITS = ("train", "validation", "test")
+
+
+@dataclass(frozen=True)
+class SplitResult:
+    schema: DataSchema
+    rows: dict[str, int]
+
+
+def combine_inputs(input_dir: Path, work_file: Path) -> Path:
+    """One CSV from every CSV in ``input_dir`` (a Processing input may hold several parts).
+
+    Raises:
+        DataValidationError: no CSV, or parts whose headers differ.
+    """
+    files = sorted(input_dir.glob("*.csv")) if input_dir.is_dir() else []
+    if not files:
+        raise DataValidationError(f"{input_dir}: no CSV files found")
+    if len(files) == 1:
+        return files[0]
+    frames = [read_csv_strict(f) for f in files]
+    for f, frame in zip(files[1:], frames[1:], strict=True):
+        if list(frame.columns) != list(frames[0].columns):
+            raise DataValidationError(f"{f}: header {list(frame.columns)} differs from {files[0].name}'s")
+    work_file.parent.mkdir(parents=True, exist_ok=True)
+    pd.concat(frames).to_csv(work_file, index=False)
+    return work_file
+
+
+def split_dataset(
+    data_file: Path,
+    output_dir: Path,
+    *,
+    target: str,
+    problem_type: ProblemType,
+    schema: DataSchema | None = None,
+    validation_fraction: float = 0.15,
+    test_fraction: float = 0.15,
+    seed: int = 42,
+) -> SplitResult:
+    """Validate ``data_file`` and write the three splits with the inferred (or declared) schema.
+
+    Raises:
+        DataValidationError: bad data, or too few rows to split.
+    """
+    if not 0 < validation_fraction < 0.5 or not 0 < test_fraction < 0.5:
+        raise DataValidationError("validation and test fractions must each be between 0 and 0.5")
+    dataset = load_dataset(data_file, target=target, problem_type=problem_type, schema=schema)
+    frame = dataset.features.copy()
+    frame[target] = dataset.target
+    classification = problem_type is not ProblemType.REGRESSION
+    holdout = validation_fraction + test_fraction
+    minimum = max(10, 2 * len(dataset.schema.classes))
+    if len(frame) < minimum:
+        raise DataValidationError(f"{data_file}: {len(frame)} rows are too few to split (need at least {minimum})")
+    try:
+        train, rest = train_test_split(
+            frame, test_size=holdout, random_state=seed, stratify=frame[target] if classification else None
+        )
+        validation, test = train_test_split(
+            rest,
+            test_size=test_fraction / holdout,
+            random_state=seed,
+            stratify=rest[target] if classification else None,
+        )
+    except ValueError as exc:  # a class too rare to stratify
+        raise DataValidationError(f"{data_file}: cannot split {target!r} reproducibly: {exc}") from None
+    rows = {}
+    for name, part in zip(SPLITS, (train, validation, test), strict=True):
+        out = output_dir / name
+        out.mkdir(parents=True, exist_ok=True)
+        part.sort_index().to_csv(out / f"{name}.csv", index=False)
+        dataset.schema.write(out / "schema.json")
+        rows[name] = len(part)
+    return SplitResult(schema=dataset.schema, rows=rows)
+
+
+def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--target", required=True)
+    parser.add_argument("--problem-type", required=True, choices=[p.value for p in ProblemType])
+    parser.add_argument("--schema", type=Path, help="declared schema.json (default: inferred)")
+    parser.add_argument("--validation-fraction", type=float, default=0.15)
+    parser.add_argument("--test-fraction", type=float, default=0.15)
+    parser.add_argument("--seed", type=int, default=42)
+    args = parser.parse_args(argv)
+    root = processing_root(env)
+    try:
+        data_file = combine_inputs(root / "input" / "data", root / "work" / "combined.csv")
+        result = split_dataset(
+            data_file,
+            root / "output",
+            target=args.target,
+            problem_type=ProblemType(args.problem_type),
+            schema=DataSchema.read(args.schema) if args.schema else None,
+            validation_fraction=args.validation_fraction,
+            test_fraction=args.test_fraction,
+            seed=args.seed,
+        )
+    except DataValidationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"split {sum(result.rows.values())} rows: {result.rows}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The model server: SageMaker's /ping and /invocations over the trained artifact."""

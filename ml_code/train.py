@@ -1,0 +1,243 @@
+"""Training step: several candidate families, a seeded search within a time budget, the best one wins.
+
+SageMaker runs it as a Training job (the training image's ``train`` command):
+    channels  SM_CHANNEL_TRAIN, SM_CHANNEL_VALIDATION: a CSV with a header (and the preprocess step's schema.json)
+    hyperparameters  target, problem_type, time_budget_seconds, max_trials, seed, families
+    writes    SM_MODEL_DIR (the artifact), SM_OUTPUT_DATA_DIR/leaderboard.json
+
+The winner is chosen on the validation split by the problem's metric, then refitted on
+train + validation before it is saved.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sklearn
+import xgboost
+from sklearn.model_selection import ParameterSampler
+
+from ml_code import metrics
+from ml_code.artifact import ModelArtifact
+from ml_code.candidates import FAMILIES, FAMILY_NAMES, Family, make_pipeline
+from ml_code.environment import SageMakerEnvironment
+from ml_code.schema import DataSchema, DataValidationError, ProblemType, load_dataset
+
+
+class TrainingConfigError(ValueError):
+    """A hyperparameter is missing or out of range; the message names it."""
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """Hyperparameters of the training step, validated."""
+
+    target: str
+    problem_type: ProblemType
+    time_budget_seconds: float = 120.0
+    max_trials: int = 8  # per family, the defaults included
+    seed: int = 42
+    families: tuple[str, ...] = FAMILY_NAMES
+
+    @classmethod
+    def from_hyperparameters(cls, hps: dict[str, Any], schema: DataSchema | None) -> TrainingSettings:
+        target = hps.get("target", schema.target if schema else None)
+        problem = hps.get("problem_type", schema.problem_type.value if schema else None)
+        if not target:
+            raise TrainingConfigError("hyperparameter 'target' is required (or a schema.json in the train channel)")
+        try:
+            problem_type = ProblemType(str(problem))
+        except ValueError:
+            raise TrainingConfigError(
+                f"hyperparameter 'problem_type' must be one of {[p.value for p in ProblemType]}, got {problem!r}"
+            ) from None
+        families = hps.get("families", ",".join(FAMILY_NAMES))
+        names = tuple(f.strip() for f in str(families).split(",") if f.strip())
+        unknown = [n for n in names if n not in FAMILY_NAMES]
+        if unknown or not names:
+            raise TrainingConfigError(f"hyperparameter 'families': unknown {unknown}; choose from {list(FAMILY_NAMES)}")
+        settings = cls(
+            target=str(target),
+            problem_type=problem_type,
+            time_budget_seconds=float(hps.get("time_budget_seconds", cls.time_budget_seconds)),
+            max_trials=int(hps.get("max_trials", cls.max_trials)),
+            seed=int(hps.get("seed", cls.seed)),
+            families=names,
+        )
+        if settings.time_budget_seconds <= 0:
+            raise TrainingConfigError("hyperparameter 'time_budget_seconds' must be positive")
+        if settings.max_trials < 1:
+            raise TrainingConfigError("hyperparameter 'max_trials' must be at least 1")
+        return settings
+
+
+@dataclass
+class Trial:
+    """One fitted candidate and its validation scores."""
+
+    family: str
+    params: dict[str, Any]
+    scores: dict[str, float]
+    fit_seconds: float
+
+
+@dataclass
+class TrainingResult:
+    artifact: ModelArtifact
+    trials: list[Trial]
+    winner: Trial
+    seconds: float
+
+
+def _find_csv(directory: Path) -> Path:
+    files = sorted(directory.glob("*.csv"))
+    if len(files) != 1:
+        raise DataValidationError(f"{directory}: expected exactly one CSV file, found {[f.name for f in files]}")
+    return files[0]
+
+
+def _plain(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in sorted(params.items())}
+
+
+def _trial_params(family: Family, settings: TrainingSettings) -> list[dict[str, Any]]:
+    sampled = ParameterSampler(family.space, n_iter=settings.max_trials - 1, random_state=settings.seed)
+    return [dict(family.defaults), *(_plain(p) for p in sampled)]
+
+
+def fit_and_select(
+    schema: DataSchema,
+    train_x: pd.DataFrame,
+    train_y: np.ndarray,
+    valid_x: pd.DataFrame,
+    valid_y: np.ndarray,
+    settings: TrainingSettings,
+    n_jobs: int,
+    log: Any = print,
+) -> tuple[list[Trial], Trial]:
+    """Fit every family's trials within the budget; return all trials and the winner.
+
+    Every family fits its default configuration even when the budget is spent, so each
+    family is always represented; sampled configurations stop at the deadline.
+    """
+    deadline = time.monotonic() + settings.time_budget_seconds
+    trials: list[Trial] = []
+    for family in (f for f in FAMILIES if f.name in settings.families):
+        for number, params in enumerate(_trial_params(family, settings)):
+            if number > 0 and time.monotonic() > deadline:
+                log(f"  {family.name}: time budget reached after {number} trials")
+                break
+            start = time.monotonic()
+            pipeline = make_pipeline(schema, family, params, settings.seed, n_jobs)
+            pipeline.fit(train_x, train_y)
+            proba = pipeline.predict_proba(valid_x) if schema.problem_type is not ProblemType.REGRESSION else None
+            scores = metrics.compute(schema.problem_type, valid_y, pipeline.predict(valid_x), proba)
+            trials.append(Trial(family.name, _plain(params), scores, round(time.monotonic() - start, 3)))
+    winner = max(trials, key=lambda t: metrics.selection_score(schema.problem_type, t.scores))
+    return trials, winner
+
+
+def train(env: SageMakerEnvironment, log: Any = print) -> TrainingResult:
+    """Run the training step against SageMaker's contract.
+
+    Raises:
+        DataValidationError, TrainingConfigError: bad data or hyperparameters, named.
+    """
+    start = time.monotonic()
+    train_dir, valid_dir = env.channel("train"), env.channel("validation")
+    declared = DataSchema.read(train_dir / "schema.json") if (train_dir / "schema.json").is_file() else None
+    settings = TrainingSettings.from_hyperparameters(env.hyperparameters, declared)
+    train_ds = load_dataset(
+        _find_csv(train_dir), target=settings.target, problem_type=settings.problem_type, schema=declared
+    )
+    valid_ds = load_dataset(
+        _find_csv(valid_dir), target=settings.target, problem_type=settings.problem_type, schema=train_ds.schema
+    )
+    schema = train_ds.schema
+    holder = ModelArtifact(pipeline=None, schema=schema)  # type: ignore[arg-type]
+    train_y, valid_y = holder.encode_target(train_ds.target), holder.encode_target(valid_ds.target)
+
+    metric, _ = metrics.SELECTION_METRIC[schema.problem_type]
+    log(f"training {len(train_y)} rows, validating on {len(valid_y)}; selecting by validation {metric}")
+    trials, winner = fit_and_select(
+        schema, train_ds.features, train_y, valid_ds.features, valid_y, settings, env.num_cpus, log
+    )
+    # Refit the winner on train + validation: the selection is done, the extra rows help the final model.
+    family = next(f for f in FAMILIES if f.name == winner.family)
+    final = make_pipeline(schema, family, winner.params, settings.seed, env.num_cpus)
+    final.fit(pd.concat([train_ds.features, valid_ds.features]), np.concatenate([train_y, valid_y]))
+
+    artifact = ModelArtifact(
+        pipeline=final,
+        schema=schema,
+        metadata={
+            "winner": {"family": winner.family, "params": winner.params, "validation_scores": winner.scores},
+            "selection_metric": metric,
+            "refit_on": "train+validation",
+            "trials": len(trials),
+            "seed": settings.seed,
+            "versions": {
+                "python": platform.python_version(),
+                "scikit-learn": sklearn.__version__,
+                "xgboost": xgboost.__version__,
+            },
+        },
+    )
+    artifact.save(env.model_dir)
+    env.output_data_dir.mkdir(parents=True, exist_ok=True)
+    leaderboard = {"selection_metric": metric, "winner": asdict(winner), "trials": [asdict(t) for t in trials]}
+    (env.output_data_dir / "leaderboard.json").write_text(json.dumps(leaderboard, indent=2) + "\n")
+    return TrainingResult(artifact=artifact, trials=trials, winner=winner, seconds=time.monotonic() - start)
+
+
+def summarize(result: TrainingResult) -> str:
+    """Candidates, their best validation score, the winner, and the time taken."""
+    metric = result.artifact.metadata["selection_metric"]
+    lines = [f"candidates (best validation {metric} per family, of {len(result.trials)} trials):"]
+    for name in FAMILY_NAMES:
+        family_trials = [t for t in result.trials if t.family == name]
+        if not family_trials:
+            continue
+        best = max(family_trials, key=lambda t: metrics.selection_score(result.artifact.schema.problem_type, t.scores))
+        score = best.scores.get(metric, best.scores.get("accuracy"))
+        lines.append(f"  {name:<12} {metric} {score:.4f}  ({len(family_trials)} trials)")
+    lines.append(f"winner: {result.winner.family} {json.dumps(result.winner.params, sort_keys=True)}")
+    lines.append(f"training took {result.seconds:.1f} s")
+    return "\n".join(lines)
+
+
+def main(env: Mapping[str, str] | None = None) -> int:
+    """Entry point of the training image's ``train`` command."""
+    env = os.environ if env is None else env
+    try:
+        result = train(SageMakerEnvironment.from_env(env))
+    except (DataValidationError, TrainingConfigError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        _write_failure(env, str(exc))
+        return 1
+    print(summarize(result))
+    return 0
+
+
+def _write_failure(env: Mapping[str, str], message: str) -> None:
+    # SageMaker shows /opt/ml/output/failure as the job's FailureReason.
+    failure = Path(env.get("SM_ML_ROOT", "/opt/ml")) / "output" / "failure"
+    try:
+        failure.parent.mkdir(parents=True, exist_ok=True)
+        failure.write_text(message[:1024])
+    except OSError:
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""Integration fixtures: a model trained on the sample data by the real CLI, and a real server process."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = ROOT / "data" / "abalone.csv"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_ping(port: int, proc: subprocess.Popen, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}: {proc.stderr.read() if proc.stderr else ''}")
+        with contextlib.suppress(OSError):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/ping")
+            if conn.getresponse().status == 200:
+                return
+        time.sleep(0.2)
+    raise TimeoutError(f"server on port {port} never answered /ping")
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """``python -m ml_code.local_run`` on the sample data, as a user runs it (small search for speed)."""
+    out = tmp_path_factory.mktemp("abalone-run")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ml_code.local_run",
+            "--data",
+            str(SAMPLE),
+            "--target",
+            "rings",
+            "--problem-type",
+            "regression",
+            "--output",
+            str(out),
+            "--max-trials",
+            "2",
+            "--time-budget",
+            "30",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return out, result.stdout
+
+
+@contextlib.contextmanager
+def running_server(model_dir: Path, workers: int = 2) -> Iterator[tuple[int, subprocess.Popen]]:
+    port = free_port()
+    env = {**os.environ, "SAGEMAKER_MODEL_SERVER_WORKERS": str(workers)}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ml_code.serve",
+            "--model-dir",
+            str(model_dir),
+            "--port",
+            str(port),
+            "--host",
+            "127.0.0.1",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for_ping(port, proc)
+        yield port, proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="session")
+def server(trained_run) -> Iterator[tuple[int, subprocess.Popen]]:
+    with running_server(trained_run[0] / "model") as handle:
+        yield handle
