@@ -59,10 +59,17 @@ scan:
 	@if [ -d ml_code/containers ]; then $(SCAN_VENV)/bin/checkov --config-file .checkov.yaml -d ml_code/containers; fi
 
 demo: synth
-	$(PY) -m tools.assembly_summary cdk.out
+	@echo "== what make synth built (cdk.out)"
+	@$(PY) -m tools.assembly_summary cdk.out
+	@echo
+	@$(PY) -m tools.ml_demo --output build/demo
 
 bench: install
+	@command -v wrk > /dev/null || { echo "bench/serving.py needs wrk (Debian: apt-get install wrk)"; exit 2; }
 	$(PY) bench/synth_time.py
+	$(PY) bench/model_quality.py
+	$(PY) bench/serving.py
+	$(PY) bench/training_cost.py
 
 clean:
-	rm -rf cdk.out .pytest_cache
+	rm -rf cdk.out build .pytest_cache

@@ -8,7 +8,7 @@ from typing import Any
 
 from scipy.stats import loguniform, randint, uniform
 from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import ExtraTreesClassifier, ExtraTreesRegressor
+from sklearn.ensemble import ExtraTreesClassifier, ExtraTreesRegressor, VotingClassifier, VotingRegressor
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
@@ -86,6 +86,8 @@ FAMILIES: tuple[Family, ...] = (
     ),
 )
 FAMILY_NAMES = tuple(f.name for f in FAMILIES)
+# The blend of each family's best configuration: soft voting for classifiers, the mean for regressors.
+ENSEMBLE = "ensemble"
 
 
 def build_preprocessor(schema: DataSchema) -> ColumnTransformer:
@@ -121,3 +123,23 @@ def make_pipeline(schema: DataSchema, family: Family, params: dict[str, Any], se
     return Pipeline(
         [("preprocess", build_preprocessor(schema)), ("model", family.build(schema.problem_type, params, seed, n_jobs))]
     )
+
+
+def make_ensemble_pipeline(schema: DataSchema, members: dict[str, dict[str, Any]], seed: int, n_jobs: int) -> Pipeline:
+    """One shared preprocessing, then the average of each member family's estimator (params per family)."""
+    estimators = [
+        (name, next(f for f in FAMILIES if f.name == name).build(schema.problem_type, params, seed, n_jobs))
+        for name, params in members.items()
+    ]
+    if schema.problem_type is ProblemType.REGRESSION:
+        model: Any = VotingRegressor(estimators)
+    else:
+        model = VotingClassifier(estimators, voting="soft")
+    return Pipeline([("preprocess", build_preprocessor(schema)), ("model", model)])
+
+
+def build_candidate(schema: DataSchema, family: str, params: dict[str, Any], seed: int, n_jobs: int) -> Pipeline:
+    """The pipeline of a trial: a family's estimator, or the ensemble of member families' estimators."""
+    if family == ENSEMBLE:
+        return make_ensemble_pipeline(schema, params, seed, n_jobs)
+    return make_pipeline(schema, next(f for f in FAMILIES if f.name == family), params, seed, n_jobs)

@@ -29,7 +29,7 @@ from sklearn.model_selection import ParameterSampler
 
 from ml_code import metrics
 from ml_code.artifact import ModelArtifact
-from ml_code.candidates import FAMILIES, FAMILY_NAMES, Family, make_pipeline
+from ml_code.candidates import ENSEMBLE, FAMILIES, FAMILY_NAMES, Family, build_candidate
 from ml_code.environment import SageMakerEnvironment
 from ml_code.schema import DataSchema, DataValidationError, ProblemType, load_dataset
 
@@ -125,26 +125,39 @@ def fit_and_select(
     n_jobs: int,
     log: Any = print,
 ) -> tuple[list[Trial], Trial]:
-    """Fit every family's trials within the budget; return all trials and the winner.
+    """Fit every family's trials within the budget, then their blend; return all trials and the winner.
 
     Every family fits its default configuration even when the budget is spent, so each
-    family is always represented; sampled configurations stop at the deadline.
+    family is always represented; sampled configurations stop at the deadline. With two
+    or more families, one more candidate averages each family's best configuration; it
+    is scored on validation like any other and wins only if it scores best.
     """
     deadline = time.monotonic() + settings.time_budget_seconds
     trials: list[Trial] = []
+
+    def run(family: str, params: dict[str, Any]) -> Trial:
+        start = time.monotonic()
+        pipeline = build_candidate(schema, family, params, settings.seed, n_jobs)
+        pipeline.fit(train_x, train_y)
+        proba = pipeline.predict_proba(valid_x) if schema.problem_type is not ProblemType.REGRESSION else None
+        scores = metrics.compute(schema.problem_type, valid_y, pipeline.predict(valid_x), proba)
+        return Trial(family, params, scores, round(time.monotonic() - start, 3))
+
+    rank = lambda t: metrics.selection_score(schema.problem_type, t.scores)  # noqa: E731
     for family in (f for f in FAMILIES if f.name in settings.families):
         for number, params in enumerate(_trial_params(family, settings)):
             if number > 0 and time.monotonic() > deadline:
                 log(f"  {family.name}: time budget reached after {number} trials")
                 break
-            start = time.monotonic()
-            pipeline = make_pipeline(schema, family, params, settings.seed, n_jobs)
-            pipeline.fit(train_x, train_y)
-            proba = pipeline.predict_proba(valid_x) if schema.problem_type is not ProblemType.REGRESSION else None
-            scores = metrics.compute(schema.problem_type, valid_y, pipeline.predict(valid_x), proba)
-            trials.append(Trial(family.name, _plain(params), scores, round(time.monotonic() - start, 3)))
-    winner = max(trials, key=lambda t: metrics.selection_score(schema.problem_type, t.scores))
-    return trials, winner
+            trials.append(run(family.name, _plain(params)))
+    best_per_family: dict[str, Trial] = {}
+    for trial in trials:  # on a tie, the earlier trial stays best, as max() picks it
+        if trial.family not in best_per_family or rank(trial) > rank(best_per_family[trial.family]):
+            best_per_family[trial.family] = trial
+    if len(best_per_family) >= 2:
+        members = {name: best_per_family[name].params for name in FAMILY_NAMES if name in best_per_family}
+        trials.append(run(ENSEMBLE, members))
+    return trials, max(trials, key=rank)
 
 
 def train(env: SageMakerEnvironment, log: Any = print) -> TrainingResult:
@@ -173,8 +186,7 @@ def train(env: SageMakerEnvironment, log: Any = print) -> TrainingResult:
         schema, train_ds.features, train_y, valid_ds.features, valid_y, settings, env.num_cpus, log
     )
     # Refit the winner on train + validation: the selection is done, the extra rows help the final model.
-    family = next(f for f in FAMILIES if f.name == winner.family)
-    final = make_pipeline(schema, family, winner.params, settings.seed, env.num_cpus)
+    final = build_candidate(schema, winner.family, winner.params, settings.seed, env.num_cpus)
     final.fit(pd.concat([train_ds.features, valid_ds.features]), np.concatenate([train_y, valid_y]))
 
     artifact = ModelArtifact(
@@ -204,7 +216,7 @@ def summarize(result: TrainingResult) -> str:
     """Candidates, their best validation score, the winner, and the time taken."""
     metric = result.artifact.metadata["selection_metric"]
     lines = [f"candidates (best validation {metric} per family, of {len(result.trials)} trials):"]
-    for name in FAMILY_NAMES:
+    for name in (*FAMILY_NAMES, ENSEMBLE):
         family_trials = [t for t in result.trials if t.family == name]
         if not family_trials:
             continue

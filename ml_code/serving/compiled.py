@@ -6,19 +6,27 @@ one-hot are element-wise, a linear model is a dot product, and a forest is a wal
 padded node arrays, all trees at once. Tests check that the compiled model gives the
 pipeline's own predictions on real data.
 
-Estimators it does not know are called through their own ``predict`` on the compiled
-transform's output, so every model still serves.
+Voting ensembles compile member by member. Estimators it does not know (XGBoost
+included, whose own in-place prediction is already fast) are called through their own
+``predict_proba``/``predict`` on the compiled transform's output, so every model serves.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import ExtraTreesClassifier, ExtraTreesRegressor, RandomForestClassifier, RandomForestRegressor
+from sklearn.ensemble import (
+    ExtraTreesClassifier,
+    ExtraTreesRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+    VotingClassifier,
+    VotingRegressor,
+)
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
 
@@ -116,6 +124,46 @@ class _Forest:
         return out
 
 
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _compile_estimator(estimator: Any) -> Callable[[np.ndarray], np.ndarray]:
+    """A function of the transformed matrix: values (n,) for a regressor, probabilities (n, k) for a classifier."""
+    if hasattr(estimator, "n_jobs"):
+        estimator.set_params(n_jobs=1)  # a request is one row or a few: threads only cost here
+    if isinstance(estimator, Ridge):
+        coef = np.asarray(estimator.coef_, dtype=float).ravel()
+        intercept = float(np.ravel(estimator.intercept_)[0])
+        return lambda x: x @ coef + intercept
+    if isinstance(estimator, LogisticRegression):
+        weights = np.asarray(estimator.coef_, dtype=float)
+        bias = np.asarray(estimator.intercept_, dtype=float)
+        if weights.shape[0] == 1:  # binary: sigmoid of one score, as predict_proba
+            return lambda x: np.column_stack([1 - (p := _sigmoid(x @ weights[0] + bias[0])), p])
+        return lambda x: _softmax(x @ weights.T + bias)
+    if isinstance(estimator, (ExtraTreesRegressor, RandomForestRegressor)):
+        forest = _Forest(estimator, classifier=False)
+        return lambda x: forest.mean_leaf_values(x)[:, 0]
+    if isinstance(estimator, (ExtraTreesClassifier, RandomForestClassifier)):
+        forest = _Forest(estimator, classifier=True)
+        return forest.mean_leaf_values
+    if isinstance(estimator, VotingRegressor):
+        members = [_compile_estimator(e) for e in estimator.estimators_]
+        return lambda x: np.mean([m(x) for m in members], axis=0)
+    if isinstance(estimator, VotingClassifier) and estimator.voting == "soft":
+        members = [_compile_estimator(e) for e in estimator.estimators_]
+        return lambda x: np.mean([m(x) for m in members], axis=0)
+    if hasattr(estimator, "predict_proba") and hasattr(estimator, "classes_"):
+        return lambda x: np.asarray(estimator.predict_proba(x))
+    return lambda x: np.asarray(estimator.predict(x))
+
+
 class CompiledModel:
     """Predictions of a fitted pipeline from parsed rows, without scikit-learn's per-call overhead.
 
@@ -125,45 +173,15 @@ class CompiledModel:
     def __init__(self, pipeline: Pipeline, schema: DataSchema) -> None:
         self.transform = CompiledTransform(pipeline.named_steps["preprocess"], schema)
         estimator = pipeline.named_steps["model"]
-        if hasattr(estimator, "n_jobs"):
-            estimator.set_params(n_jobs=1)  # one request is one row or a few: threads only cost here
-        self.estimator = estimator
-        self.kind = "generic"
-        if isinstance(estimator, Ridge):
-            self.kind = "ridge"
-            self.coef = np.asarray(estimator.coef_, dtype=float).ravel()
-            self.intercept = (
-                float(np.ravel(estimator.intercept_)[0])
-                if np.ndim(estimator.intercept_)
-                else float(estimator.intercept_)
-            )
-        elif isinstance(estimator, LogisticRegression):
-            self.kind = "logistic"
-            self.coef = np.asarray(estimator.coef_, dtype=float)
-            self.intercept = np.asarray(estimator.intercept_, dtype=float)
-            self.classes = np.asarray(estimator.classes_)
-        elif isinstance(estimator, (ExtraTreesRegressor, RandomForestRegressor)):
-            self.kind = "forest_regressor"
-            self.forest = _Forest(estimator, classifier=False)
-        elif isinstance(estimator, (ExtraTreesClassifier, RandomForestClassifier)):
-            self.kind = "forest_classifier"
-            self.forest = _Forest(estimator, classifier=True)
-            self.classes = np.asarray(estimator.classes_)
+        self.kind = type(estimator).__name__
+        self.classes = np.asarray(estimator.classes_) if hasattr(estimator, "classes_") else None
+        self._predict = _compile_estimator(estimator)
 
     def predict(self, rows: Sequence[Row]) -> np.ndarray:
-        x = self.transform.transform(rows)
-        if self.kind == "ridge":
-            return x @ self.coef + self.intercept
-        if self.kind == "logistic":
-            scores = x @ self.coef.T + self.intercept
-            if scores.shape[1] == 1:
-                return self.classes[(scores[:, 0] > 0).astype(int)]
-            return self.classes[np.argmax(scores, axis=1)]
-        if self.kind == "forest_regressor":
-            return self.forest.mean_leaf_values(x)[:, 0]
-        if self.kind == "forest_classifier":
-            return self.classes[np.argmax(self.forest.mean_leaf_values(x), axis=1)]
-        return np.asarray(self.estimator.predict(x))
+        out = self._predict(self.transform.transform(rows))
+        if self.classes is None:
+            return out
+        return self.classes[np.argmax(out, axis=1)]
 
 
 def finite_or_none(value: float) -> float | None:

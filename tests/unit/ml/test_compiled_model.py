@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml_code.candidates import FAMILIES, make_pipeline
+from ml_code.candidates import ENSEMBLE, FAMILIES, FAMILY_NAMES, build_candidate
 from ml_code.schema import DataSchema, Feature, ProblemType
 from ml_code.serving.compiled import CompiledModel
 from tests.datasets import make_frame
@@ -23,11 +23,15 @@ def _fit(problem: str, family_name: str):
     classes = tuple(sorted(frame["y"].unique())) if problem != "regression" else ()
     schema = DataSchema("y", ProblemType(problem), SCHEMA_FEATURES, classes)
     y = frame["y"].map({c: i for i, c in enumerate(classes)}) if classes else frame["y"]
-    family = next(f for f in FAMILIES if f.name == family_name)
-    params = dict(family.defaults)
-    if "n_estimators" in params:
-        params["n_estimators"] = 40
-    pipeline = make_pipeline(schema, family, params, seed=3, n_jobs=1)
+
+    def small(name: str) -> dict:
+        params = dict(next(f for f in FAMILIES if f.name == name).defaults)
+        if "n_estimators" in params:
+            params["n_estimators"] = 40
+        return params
+
+    params = {name: small(name) for name in FAMILY_NAMES} if family_name == ENSEMBLE else small(family_name)
+    pipeline = build_candidate(schema, family_name, params, seed=3, n_jobs=1)
     pipeline.fit(frame[["a", "b", "colour"]], y.to_numpy())
     return pipeline, schema
 
@@ -39,7 +43,7 @@ def _rows(frame: pd.DataFrame) -> list[list]:
     ]
 
 
-@pytest.mark.parametrize("family", ["linear", "extra_trees", "xgboost"])
+@pytest.mark.parametrize("family", ["linear", "extra_trees", "xgboost", "ensemble"])
 @pytest.mark.parametrize("problem", ["regression", "binary", "multiclass"])
 def test_compiled_predictions_equal_the_pipelines(problem: str, family: str) -> None:
     pipeline, schema = _fit(problem, family)
@@ -55,8 +59,10 @@ def test_compiled_predictions_equal_the_pipelines(problem: str, family: str) -> 
         np.testing.assert_array_equal(got, expected)
 
 
-def test_compiled_forest_is_used_not_the_generic_path() -> None:
+def test_compiled_forest_does_not_call_scikit_learns_predict(monkeypatch) -> None:
+    from sklearn.ensemble import ExtraTreesRegressor
+
     pipeline, schema = _fit("regression", "extra_trees")
-    assert CompiledModel(pipeline, schema).kind == "forest_regressor"
-    pipeline, schema = _fit("binary", "linear")
-    assert CompiledModel(pipeline, schema).kind == "logistic"
+    compiled = CompiledModel(pipeline, schema)
+    monkeypatch.setattr(ExtraTreesRegressor, "predict", lambda *a, **k: pytest.fail("generic path used"))
+    assert compiled.predict([[0.1, 5.0, "red"]]).shape == (1,)

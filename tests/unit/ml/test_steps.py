@@ -91,10 +91,16 @@ def test_train_selects_the_best_candidate_and_records_every_score(tmp_path: Path
     assert code == 0
     board = json.loads((ml_root / "output" / "data" / "leaderboard.json").read_text())
     families = {t["family"] for t in board["trials"]}
-    assert families == {"linear", "extra_trees", "xgboost"}
+    assert families == {"linear", "extra_trees", "xgboost", "ensemble"}
     metric = board["selection_metric"]
     sign = -1 if metric == "rmse" else 1
     best = max(board["trials"], key=lambda t: sign * t["scores"][metric])
+    (ensemble,) = [t for t in board["trials"] if t["family"] == "ensemble"]
+    for family, params in ensemble["params"].items():
+        best_of_family = max(
+            (t for t in board["trials"] if t["family"] == family), key=lambda t: sign * t["scores"][metric]
+        )
+        assert params == best_of_family["params"]
     assert board["winner"] == best
     artifact = ModelArtifact.load(tmp_path / "model")
     assert artifact.metadata["winner"]["family"] == best["family"]

@@ -1,0 +1,90 @@
+"""The ML half of `make demo`: train on the sample data, serve the model, send it a few requests.
+
+    python -m tools.ml_demo [--output build/demo]
+
+Everything runs as a user would run it: `python -m ml_code.local_run`, then
+`python -m ml_code.serve` as a separate process, then HTTP requests to it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "data" / "abalone.csv"
+
+
+def _post(port: int, body: str, content_type: str) -> tuple[int, str]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("POST", "/invocations", body=body.encode(), headers={"Content-Type": content_type})
+    response = conn.getresponse()
+    return response.status, response.read().decode().strip()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--output", type=Path, default=ROOT / "build" / "demo")
+    args = parser.parse_args(argv)
+
+    print(f"== training on {SAMPLE.relative_to(ROOT)} (python -m ml_code.local_run)")
+    train = subprocess.run(
+        [sys.executable, "-m", "ml_code.local_run", "--data", str(SAMPLE), "--target", "rings",
+         "--problem-type", "regression", "--output", str(args.output)],
+        cwd=ROOT, capture_output=True, text=True, check=False,
+    )
+    print(train.stdout.rstrip())
+    if train.returncode != 0:
+        print(train.stderr, file=sys.stderr)
+        return 1
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    print(f"\n== serving {args.output / 'model'} on 127.0.0.1:{port} (python -m ml_code.serve)")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "ml_code.serve", "--model-dir", str(args.output / "model"), "--port", str(port),
+         "--host", "127.0.0.1"],
+        cwd=ROOT, env={**os.environ, "SAGEMAKER_MODEL_SERVER_WORKERS": "2"},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            with contextlib.suppress(OSError):
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                conn.request("GET", "/ping")
+                if conn.getresponse().status == 200:
+                    break
+            if server.poll() is not None or time.monotonic() > deadline:
+                print(f"server did not start: {server.stderr.read() if server.stderr else ''}", file=sys.stderr)
+                return 1
+            time.sleep(0.2)
+        print("GET /ping -> 200")
+        rows = [line.rsplit(",", 1) for line in SAMPLE.read_text().splitlines()[1:4]]
+        csv_body = "\n".join(features for features, _ in rows)
+        status, body = _post(port, csv_body, "text/csv")
+        print(f"POST text/csv, 3 rows -> {status}")
+        for (features, actual), predicted in zip(rows, body.splitlines(), strict=True):
+            print(f"   {features:<48} predicted rings {float(predicted):5.2f}  (actual {actual})")
+        instance = rows[0][0].split(",")
+        status, body = _post(port, json.dumps({"instances": [instance]}), "application/json")
+        print(f"POST application/json -> {status} {body}")
+        status, body = _post(port, "M,0.455,not-a-number,0.095,0.514,0.2245,0.101,0.15", "text/csv")
+        print(f"POST a bad row -> {status} {body}")
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
