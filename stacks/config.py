@@ -112,6 +112,41 @@ class Retention(_Strict):
         return self
 
 
+class Persona(StrEnum):
+    """What a Studio user may do; each persona has its own execution role."""
+
+    DATA_SCIENTIST = "data_scientist"
+    ML_ENGINEER = "ml_engineer"
+
+
+class StudioUser(_Strict):
+    """One Studio user profile."""
+
+    # SageMaker's user profile name pattern.
+    name: str = Field(pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+    persona: Persona
+
+
+class Studio(_Strict):
+    """The SageMaker domain for data scientists."""
+
+    enabled: bool = True
+    # SageMaker accepts idle timeouts from 60 minutes to one year.
+    idle_timeout_minutes: int = Field(default=120, ge=60, le=525600)
+    home_efs_retention: Literal["retain", "delete"] = "retain"
+    users: list[StudioUser] = []
+
+    @field_validator("users")
+    @classmethod
+    def _unique_users(cls, users: list[StudioUser]) -> list[StudioUser]:
+        seen: dict[str, int] = {}
+        for index, user in enumerate(users):
+            if user.name in seen:
+                raise ValueError(f"duplicate user {user.name!r} at entries {seen[user.name]} and {index}")
+            seen[user.name] = index
+        return users
+
+
 # CloudWatch Logs accepts only these retention periods.
 LOG_RETENTION_DAYS = (
     1,
@@ -152,6 +187,10 @@ class EnvironmentConfig(_Strict):
     networking: CreatedNetwork | ImportedNetwork = Field(discriminator="mode")
     retention: Retention
     termination_protection: bool = False
+    powertools_version: str = Field(
+        default="3.37.0", pattern=r"^\d+\.\d+\.\d+$", description="Powertools for AWS Lambda layer, resolved at deploy"
+    )
+    studio: Studio = Studio()
     tags: dict[Annotated[str, Field(min_length=1, max_length=128)], Annotated[str, Field(max_length=256)]] = {}
 
     @field_validator("retention")
@@ -178,6 +217,16 @@ class EnvironmentConfig(_Strict):
     def ssm_prefix(self) -> str:
         """Root of the SSM parameters through which other stacks and the ML code find resources."""
         return f"/{self.name_prefix}"
+
+    @property
+    def model_package_group_name(self) -> str:
+        """The environment's model registry group (created by the model-build stack)."""
+        return f"{self.name_prefix}-models"
+
+    @property
+    def pipeline_name_prefix(self) -> str:
+        """SageMaker Pipelines of this environment are named with this prefix."""
+        return f"{self.name_prefix}-"
 
 
 def _format_error(path: Path, error: ValidationError) -> str:

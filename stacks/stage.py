@@ -8,6 +8,7 @@ from constructs import Construct
 from stacks.compliance.gate import attach_compliance_gate
 from stacks.config import EnvironmentConfig
 from stacks.foundation.stack import FoundationStack
+from stacks.studio.stack import StudioStack
 
 
 class EnvironmentStage(cdk.Stage):
@@ -17,4 +18,23 @@ class EnvironmentStage(cdk.Stage):
         super().__init__(scope, config.name, env=cdk.Environment(account=config.account, region=config.region))
         self.config = config
         self.foundation = FoundationStack(self, "Foundation", config=config)
-        self.acknowledgments_used = attach_compliance_gate(self)
+        self.studio = (
+            StudioStack(self, "Studio", config=config, foundation=self.foundation) if config.studio.enabled else None
+        )
+        self.acknowledgments_used = attach_compliance_gate(self, self._placeholders())
+
+    def _placeholders(self) -> dict[str, str]:
+        """Values of the environment-specific parts of acknowledged findings."""
+        config = self.config
+        values = {
+            "region": config.region,
+            "account": config.account,
+            "prefix": config.name_prefix,
+            "models": config.model_package_group_name,
+            "domain": "",
+        }
+        if self.studio is not None:
+            domain = self.studio.studio.domain
+            # The packs print a token as <LogicalId.Attribute>.
+            values["domain"] = f"<{self.studio.resolve(domain.logical_id)}.DomainId>"
+        return values

@@ -12,6 +12,11 @@ every pair applies in at least one shipped configuration, so stale entries canno
 pile up, and the reasons are written into each template's metadata
 (``cdk_nag.rules_to_suppress``) for auditors.
 
+A finding may hold placeholders filled per environment, because IAM5 findings name the
+exact wildcard resource: ``{region}``, ``{account}``, ``{prefix}`` (the name prefix),
+``{models}`` (the model package group) and ``{domain}`` (the Studio domain's id, as the
+packs print it). Each filled finding is still one exact resource.
+
 Findings named ``checkov::CKV_...`` become resource-level skips in the template
 metadata (``checkov.skip``), which checkov reads when it scans ``cdk.out``; checkov
 is never told to skip a check globally.
@@ -41,6 +46,10 @@ class Acknowledgment:
     reason: str
 
 
+_PERSONA_POLICIES = ("Personas/DataScientistPolicy/Resource", "Personas/MlEngineerPolicy/Resource")
+_SAGEMAKER_ARN = "arn:aws:sagemaker:{region}:{account}"
+_IAM5 = f"{AWS_SOLUTIONS}-IAM5"
+
 _CDK_PROVIDER_HANDLERS = (
     "Custom::S3AutoDeleteObjectsCustomResourceProvider/Handler",
     "Custom::VpcRestrictDefaultSGCustomResourceProvider/Handler",
@@ -48,6 +57,86 @@ _CDK_PROVIDER_HANDLERS = (
 _DATA_BUCKETS = ("Buckets/Data/Resource", "Buckets/Artifacts/Resource", "Buckets/Monitoring/Resource")
 
 ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
+    # --- Studio -------------------------------------------------------------------------------
+    Acknowledgment(
+        stack="Studio",
+        paths=(*_PERSONA_POLICIES, "Teardown/Policy/Resource"),
+        findings=(f"{_IAM5}[Resource::*]",),
+        reason=(
+            "Only List*/Search calls (and ec2:DescribeNetworkInterfaces for the VPC Lambda) use Resource '*': "
+            "IAM supports no resource-level permissions for them. Every other action is scoped to ARNs."
+        ),
+    ),
+    Acknowledgment(
+        stack="Studio",
+        paths=(*_PERSONA_POLICIES, "Teardown/Policy/Resource"),
+        findings=tuple(
+            f"{_IAM5}[Resource::{_SAGEMAKER_ARN}:{kind}/{{domain}}/*]" for kind in ("app", "space", "user-profile")
+        ),
+        reason=(
+            "Apps, spaces and user profiles are created by users at run time with names unknown at deploy; "
+            "the wildcard is confined to this one domain's id."
+        ),
+    ),
+    Acknowledgment(
+        stack="Studio",
+        paths=_PERSONA_POLICIES,
+        findings=(
+            f"{_IAM5}[Resource::{_SAGEMAKER_ARN}:training-job/*]",
+            f"{_IAM5}[Resource::{_SAGEMAKER_ARN}:processing-job/*]",
+        ),
+        reason=(
+            "Experiment jobs are named by the data scientist at run time. Creating one requires VPC subnets and "
+            "security groups (IAM condition), so no job can run outside the VPC."
+        ),
+    ),
+    Acknowledgment(
+        stack="Studio",
+        paths=_PERSONA_POLICIES,
+        findings=(
+            f"{_IAM5}[Resource::{_SAGEMAKER_ARN}:pipeline/{{prefix}}-*]",
+            f"{_IAM5}[Resource::{_SAGEMAKER_ARN}:model-package/{{models}}/*]",
+        ),
+        reason=(
+            "Scoped to this environment's pipelines (name prefix) and to the versions of its one model package "
+            "group; versions are numbered by SageMaker at registration."
+        ),
+    ),
+    Acknowledgment(
+        stack="Studio",
+        paths=_PERSONA_POLICIES,
+        findings=(
+            f"{_IAM5}[Resource::arn:aws:s3:::{{prefix}}-data-{{account}}-{{region}}/*]",
+            f"{_IAM5}[Resource::arn:aws:s3:::{{prefix}}-artifacts-{{account}}-{{region}}/*]",
+            f"{_IAM5}[Resource::arn:aws:logs:{{region}}:{{account}}:log-group:/aws/sagemaker/*]",
+        ),
+        reason=(
+            "Objects in this environment's data (read) and artifacts (read/write) buckets, and SageMaker's own "
+            "log groups, whose names SageMaker chooses per job."
+        ),
+    ),
+    Acknowledgment(
+        stack="Studio",
+        paths=("Teardown/Policy/Resource",),
+        findings=(
+            f"{_IAM5}[Resource::arn:aws:ec2:{{region}}:{{account}}:network-interface/*]",
+            f"{_IAM5}[Resource::arn:aws:ec2:{{region}}:{{account}}:subnet/*]",
+        ),
+        reason=(
+            "A Lambda in a VPC creates and deletes its own network interfaces, whose ids Lambda chooses; the "
+            "security group is named exactly."
+        ),
+    ),
+    Acknowledgment(
+        stack="Studio",
+        paths=("Teardown/Role/DefaultPolicy/Resource",),
+        findings=(f"{NIST}-IAMNoInlinePolicy", f"{HIPAA}-IAMNoInlinePolicy"),
+        reason=(
+            "CDK writes the dead-letter queue's sqs:SendMessage, scoped to that one queue, into the function "
+            "role's inline default policy; everything else the role may do is in its customer-managed policy."
+        ),
+    ),
+    # --- Foundation ---------------------------------------------------------------------------
     Acknowledgment(
         stack="Foundation",
         paths=_CDK_PROVIDER_HANDLERS,
@@ -96,11 +185,15 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
 )
 
 
-def apply_acknowledgments(stage: cdk.Stage) -> set[tuple[int, str, str]]:
+def apply_acknowledgments(stage: cdk.Stage, placeholders: dict[str, str]) -> set[tuple[int, str, str]]:
     """Acknowledge each (path, finding) pair on the construct it names, where it exists.
 
+    Args:
+        placeholders: values for the ``{...}`` names findings may hold (see the module docstring).
+
     Returns:
-        The (entry index, path, finding) triples that matched a construct in this stage.
+        The (entry index, path, finding) triples that matched a construct in this stage,
+        findings as written in the table (before placeholders are filled).
     """
     used: set[tuple[int, str, str]] = set()
     checkov_skips: dict[str, tuple[cdk.CfnResource, list[dict[str, str]]]] = {}
@@ -117,7 +210,8 @@ def apply_acknowledgments(stage: cdk.Stage) -> set[tuple[int, str, str]]:
                         entry = checkov_skips.setdefault(target.node.path, (target, []))
                         entry[1].append({"id": finding.removeprefix(CHECKOV), "comment": ack.reason})
                     else:
-                        cdk.Validations.of(target).acknowledge(cdk.Acknowledgment(id=finding, reason=ack.reason))
+                        exact = finding.format(**placeholders)
+                        cdk.Validations.of(target).acknowledge(cdk.Acknowledgment(id=exact, reason=ack.reason))
                     used.add((index, path, finding))
     for resource, skips in checkov_skips.values():
         resource.add_metadata("checkov", {"skip": skips})

@@ -10,7 +10,7 @@ from stacks.compliance.acknowledgments import apply_acknowledgments
 PACKS = (AwsSolutionsChecks, NIST80053R5Checks, HIPAASecurityChecks)
 
 
-def attach_compliance_gate(stage: cdk.Stage) -> set[tuple[int, str, str]]:
+def attach_compliance_gate(stage: cdk.Stage, placeholders: dict[str, str]) -> set[tuple[int, str, str]]:
     """Run every pack on this stage's stacks and record the acknowledgments.
 
     Plugins are registered on the Stage itself: a plugin on the App does not reach
@@ -23,4 +23,4 @@ def attach_compliance_gate(stage: cdk.Stage) -> set[tuple[int, str, str]]:
     """
     for pack in PACKS:
         cdk.Validations.of(stage).add_plugins(pack(stage, verbose=True, write_suppressions_to_cloud_formation=True))
-    return apply_acknowledgments(stage)
+    return apply_acknowledgments(stage, placeholders)

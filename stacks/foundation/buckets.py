@@ -19,6 +19,9 @@ class PlatformBuckets(Construct):
     bucket key); the access-log bucket uses SSE-S3, the only encryption S3 server
     access logging can write to.
 
+    Buckets are named ``<prefix>-<purpose>-<account>-<region>`` so that policies in other
+    stacks carry literal, readable ARNs (``names`` and ``objects_arn``).
+
     Attributes:
         data: raw and prepared training data.
         artifacts: model artifacts, pipeline outputs, evaluation reports, baselines.
@@ -34,10 +37,15 @@ class PlatformBuckets(Construct):
         auto_delete = destroy and retention.auto_delete_objects
         noncurrent = cdk.Duration.days(retention.noncurrent_version_expiration_days)
         multipart = cdk.Duration.days(retention.abort_incomplete_multipart_upload_days)
+        self.names = {
+            purpose: f"{config.name_prefix}-{purpose}-{config.account}-{config.region}"
+            for purpose in ("data", "artifacts", "monitoring", "access-logs")
+        }
 
         self.access_logs: s3.IBucket = s3.Bucket(
             self,
             "AccessLogs",
+            bucket_name=self.names["access-logs"],
             encryption=s3.BucketEncryption.S3_MANAGED,
             versioned=True,
             enforce_ssl=True,
@@ -60,6 +68,7 @@ class PlatformBuckets(Construct):
             return s3.Bucket(
                 self,
                 name.capitalize(),
+                bucket_name=self.names[name],
                 encryption=s3.BucketEncryption.KMS,
                 encryption_key=key,
                 bucket_key_enabled=True,
@@ -95,3 +104,9 @@ class PlatformBuckets(Construct):
                     resources=[self.artifacts.bucket_arn, self.artifacts.arn_for_objects("*")],
                 )
             )
+
+    def bucket_arn(self, purpose: str) -> str:
+        """Literal ARN of a bucket (no cross-stack export), e.g. ``bucket_arn("data")``."""
+        return cdk.Arn.format(
+            cdk.ArnComponents(service="s3", region="", account="", resource=self.names[purpose]), cdk.Stack.of(self)
+        )

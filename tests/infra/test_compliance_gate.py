@@ -66,6 +66,19 @@ def test_acknowledgments_are_written_into_templates_for_auditors(single_account)
     assert {skip["id"] for skip in skips} == {"CKV_AWS_18", "CKV_AWS_115", "CKV_AWS_116", "CKV_AWS_117"}
 
 
+def test_resource_star_is_used_only_where_the_api_requires_it(single_account) -> None:
+    # The allow-list above must not hide grants: every listed action is actually used with "*".
+    used = set()
+    for stacks in single_account.templates.values():
+        for template in stacks.values():
+            for _, statement in _iam_statements(template):
+                resources = statement.get("Resource", [])
+                if "*" in (resources if isinstance(resources, list) else [resources]):
+                    actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                    used.update(actions)
+    assert used == set(RESOURCE_STAR_ALLOWED)
+
+
 def _iam_statements(template: dict):
     for logical_id, resource in template["Resources"].items():
         props = resource.get("Properties", {})
@@ -82,8 +95,28 @@ def _iam_statements(template: dict):
             raise AssertionError(f"{logical_id}: inline policies on a function")
 
 
-# Resource "*" is allowed only for these actions, whose APIs take no resource ARN.
-RESOURCE_STAR_ALLOWED: dict[str, str] = {}
+# Resource "*" is allowed only for these actions: IAM supports no resource-level permissions for them.
+_LIST = "a List/Search call: IAM has no resource-level permissions for it"
+RESOURCE_STAR_ALLOWED: dict[str, str] = {
+    **{
+        f"sagemaker:{name}": _LIST
+        for name in (
+            "ListApps",
+            "ListSpaces",
+            "ListUserProfiles",
+            "ListDomains",
+            "ListTrainingJobs",
+            "ListProcessingJobs",
+            "ListPipelines",
+            "ListModelPackageGroups",
+            "ListModels",
+            "ListEndpoints",
+            "Search",
+        )
+    },
+    "ecr:GetAuthorizationToken": "returns a registry-wide token; it takes no resource",
+    "ec2:DescribeNetworkInterfaces": "Describe* calls take no resource; a VPC Lambda needs it for its ENIs",
+}
 
 
 @pytest.mark.parametrize("which", ["single_account", "multi_account"])

@@ -127,3 +127,40 @@ def test_name_must_match_file(tmp_path: Path) -> None:
     data["name"] = "staging"
     with pytest.raises(ConfigError, match=r"name: 'staging' does not match the file name 'dev'"):
         load_config(_write(tmp_path, data))
+
+
+# --- studio ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("users", "field", "problem"),
+    [
+        (
+            [
+                {"name": "alice", "persona": "data_scientist"},
+                {"name": "bob", "persona": "ml_engineer"},
+                {"name": "alice", "persona": "ml_engineer"},
+            ],
+            "studio.users",
+            "duplicate user 'alice' at entries 0 and 2",
+        ),
+        ([{"name": "carol", "persona": "admin"}], "studio.users.0.persona", "Input should be 'data_scientist' or"),
+        ([{"name": "bad_name!", "persona": "ml_engineer"}], "studio.users.0.name", "String should match pattern"),
+        ([{"name": "dan"}], "studio.users.0.persona", "Field required"),
+    ],
+)
+def test_bad_studio_users_are_named(tmp_path: Path, users, field: str, problem: str) -> None:
+    data = _valid()
+    data["studio"]["users"] = users
+    with pytest.raises(ConfigError) as excinfo:
+        load_config(_write(tmp_path, data))
+    assert f"  {field}: " in str(excinfo.value)
+    assert problem in str(excinfo.value)
+
+
+@pytest.mark.parametrize(("minutes", "problem"), [(59, "greater than or equal to 60"), (525601, "less than or equal")])
+def test_idle_timeout_out_of_range_is_named(tmp_path: Path, minutes: int, problem: str) -> None:
+    data = _valid()
+    data["studio"]["idle_timeout_minutes"] = minutes
+    with pytest.raises(ConfigError, match=rf"studio.idle_timeout_minutes: Input should be {problem}"):
+        load_config(_write(tmp_path, data))

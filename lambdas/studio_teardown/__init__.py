@@ -1,0 +1,1 @@
+"""Custom resource that empties a SageMaker domain so that CloudFormation can delete it."""

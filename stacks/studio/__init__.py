@@ -1,0 +1,1 @@
+"""The SageMaker domain (Studio) for data scientists: VPC-only, encrypted, persona roles, idle shutdown."""

@@ -1,0 +1,210 @@
+"""Execution roles for the two Studio personas, with deliberately different rights.
+
+Both personas read the data, experiment (training and processing jobs inside the VPC),
+use their Studio apps and spaces, and browse pipelines and the model registry. Only the ML
+engineer approves model packages, starts this environment's pipelines and pushes images.
+Everything is scoped to this environment's buckets, key, repositories, domain, pipelines
+and model package group. List and Search calls take no resource ARN in IAM, so they alone
+use ``Resource: "*"`` (see tests/infra/test_compliance_gate.py for the allow-list).
+"""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_ecr as ecr
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from constructs import Construct
+
+from stacks.config import EnvironmentConfig, Persona
+
+# Read-only calls whose IAM actions support no resource-level permissions.
+LIST_ACTIONS = [
+    "sagemaker:ListApps",
+    "sagemaker:ListSpaces",
+    "sagemaker:ListUserProfiles",
+    "sagemaker:ListDomains",
+    "sagemaker:ListTrainingJobs",
+    "sagemaker:ListProcessingJobs",
+    "sagemaker:ListPipelines",
+    "sagemaker:ListModelPackageGroups",
+    "sagemaker:ListModels",
+    "sagemaker:ListEndpoints",
+    "sagemaker:Search",
+    "ecr:GetAuthorizationToken",
+]
+
+
+def _label(persona: Persona) -> str:
+    return "".join(part.capitalize() for part in persona.value.split("_"))
+
+
+class PersonaRoles(Construct):
+    """One role per persona, assumed by SageMaker for the user's apps and jobs.
+
+    Built in two steps because the domain needs the roles and the policies need the
+    domain's id: construct the roles, create the domain, then ``attach_policies``.
+
+    Attributes:
+        roles: persona -> role.
+    """
+
+    def __init__(self, scope: Construct, id_: str, *, config: EnvironmentConfig) -> None:
+        super().__init__(scope, id_)
+        self.config = config
+        self.roles: dict[Persona, iam.Role] = {
+            persona: iam.Role(
+                self,
+                f"{_label(persona)}Role",
+                assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+                description=f"{config.name_prefix} Studio persona: {persona.value}",
+                max_session_duration=cdk.Duration.hours(4),
+            )
+            for persona in Persona
+        }
+
+    def attach_policies(
+        self,
+        *,
+        domain_id: str,
+        data_key: kms.IKey,
+        data_bucket_arn: str,
+        artifacts_bucket_arn: str,
+        training_repository: ecr.IRepository,
+        inference_repository: ecr.IRepository,
+    ) -> None:
+        """Give each persona its rights, scoped to this environment and this domain."""
+        stack = cdk.Stack.of(self)
+        config = self.config
+
+        def arn(resource: str, name: str) -> str:
+            return stack.format_arn(service="sagemaker", resource=resource, resource_name=name)
+
+        for persona, role in self.roles.items():
+            statements = [
+                iam.PolicyStatement(sid="ListAndSearch", actions=LIST_ACTIONS, resources=["*"]),
+                iam.PolicyStatement(
+                    sid="OwnStudioAppsAndSpaces",
+                    actions=[
+                        "sagemaker:CreateApp",
+                        "sagemaker:DeleteApp",
+                        "sagemaker:DescribeApp",
+                        "sagemaker:CreateSpace",
+                        "sagemaker:UpdateSpace",
+                        "sagemaker:DeleteSpace",
+                        "sagemaker:DescribeSpace",
+                        "sagemaker:DescribeDomain",
+                        "sagemaker:DescribeUserProfile",
+                        "sagemaker:AddTags",
+                    ],
+                    resources=[
+                        arn("domain", domain_id),
+                        arn("app", f"{domain_id}/*"),
+                        arn("space", f"{domain_id}/*"),
+                        arn("user-profile", f"{domain_id}/*"),
+                    ],
+                ),
+                iam.PolicyStatement(
+                    sid="ExperimentJobsInsideTheVpc",
+                    actions=["sagemaker:CreateTrainingJob", "sagemaker:CreateProcessingJob"],
+                    resources=[arn("training-job", "*"), arn("processing-job", "*")],
+                    # Jobs must run in the VPC: a job without subnets would have internet access.
+                    conditions={"Null": {"sagemaker:VpcSubnets": "false", "sagemaker:VpcSecurityGroupIds": "false"}},
+                ),
+                iam.PolicyStatement(
+                    sid="ManageOwnJobs",
+                    actions=[
+                        "sagemaker:DescribeTrainingJob",
+                        "sagemaker:StopTrainingJob",
+                        "sagemaker:DescribeProcessingJob",
+                        "sagemaker:StopProcessingJob",
+                        "sagemaker:AddTags",
+                    ],
+                    resources=[arn("training-job", "*"), arn("processing-job", "*")],
+                ),
+                iam.PolicyStatement(
+                    sid="ReadPipelinesAndRegistry",
+                    actions=[
+                        "sagemaker:DescribePipeline",
+                        "sagemaker:ListPipelineExecutions",
+                        "sagemaker:DescribePipelineExecution",
+                        "sagemaker:ListPipelineExecutionSteps",
+                        "sagemaker:DescribeModelPackageGroup",
+                        "sagemaker:ListModelPackages",
+                        "sagemaker:DescribeModelPackage",
+                    ],
+                    resources=[
+                        arn("pipeline", f"{config.pipeline_name_prefix}*"),
+                        arn("model-package-group", config.model_package_group_name),
+                        arn("model-package", f"{config.model_package_group_name}/*"),
+                    ],
+                ),
+                iam.PolicyStatement(
+                    sid="PassOwnRoleToSageMakerJobs",
+                    actions=["iam:PassRole"],
+                    resources=[role.role_arn],
+                    conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+                ),
+                iam.PolicyStatement(
+                    sid="ReadData",
+                    actions=["s3:GetObject", "s3:ListBucket"],
+                    resources=[data_bucket_arn, f"{data_bucket_arn}/*"],
+                ),
+                iam.PolicyStatement(
+                    sid="ReadWriteArtifacts",
+                    actions=["s3:GetObject", "s3:PutObject", "s3:ListBucket"],
+                    resources=[artifacts_bucket_arn, f"{artifacts_bucket_arn}/*"],
+                ),
+                iam.PolicyStatement(
+                    sid="UseTheDataKey",
+                    actions=["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
+                    resources=[data_key.key_arn],
+                ),
+                iam.PolicyStatement(
+                    sid="PullImages",
+                    actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
+                    resources=[training_repository.repository_arn, inference_repository.repository_arn],
+                ),
+                iam.PolicyStatement(
+                    sid="JobAndAppLogs",
+                    actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+                    resources=[
+                        stack.format_arn(
+                            service="logs",
+                            resource="log-group",
+                            resource_name="/aws/sagemaker/*",
+                            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+                        )
+                    ],
+                ),
+            ]
+            if persona is Persona.ML_ENGINEER:
+                statements += [
+                    iam.PolicyStatement(
+                        sid="ApproveModelPackages",
+                        actions=["sagemaker:UpdateModelPackage"],
+                        resources=[arn("model-package", f"{config.model_package_group_name}/*")],
+                    ),
+                    iam.PolicyStatement(
+                        sid="RunThisEnvironmentsPipelines",
+                        actions=["sagemaker:StartPipelineExecution", "sagemaker:StopPipelineExecution"],
+                        resources=[arn("pipeline", f"{config.pipeline_name_prefix}*")],
+                    ),
+                    iam.PolicyStatement(
+                        sid="PushImages",
+                        actions=[
+                            "ecr:PutImage",
+                            "ecr:InitiateLayerUpload",
+                            "ecr:UploadLayerPart",
+                            "ecr:CompleteLayerUpload",
+                        ],
+                        resources=[training_repository.repository_arn, inference_repository.repository_arn],
+                    ),
+                ]
+            iam.ManagedPolicy(
+                self,
+                f"{_label(persona)}Policy",
+                description=f"{config.name_prefix} Studio persona {persona.value}",
+                statements=statements,
+                roles=[role],
+            )
