@@ -17,18 +17,19 @@ export AWS_EC2_METADATA_DISABLED := true
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help install synth test test-unit scan demo bench clean
+.PHONY: help install synth pipeline-definition test scan demo bench clean
 
 help:
 	@echo "make install   create .venv, .venv-scan and node_modules (idempotent)"
 	@echo "make synth     synthesize every environment into cdk.out/ behind the compliance gate"
+	@echo "make pipeline-definition  each environment's SageMaker Pipeline JSON into cdk.out/pipelines/, offline"
 	@echo "make test      unit, infra and integration tests, determinism, cfn-lint, checkov"
 	@echo "make demo      install, synth, and print what was built"
 	@echo "make bench     run the benchmarks in bench/"
 
 install: $(VENV)/.installed $(SCAN_VENV)/.installed node_modules/.installed
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt ml_code/requirements.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-tests.txt ml_code/requirements.txt ml_code/pipelines/requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
@@ -47,7 +48,12 @@ synth: install
 	rm -rf cdk.out
 	$(CDK) synth --no-notices --quiet -c config_dir=$(CONFIG_DIR) > /dev/null
 
+# The SageMaker SDK builds the definitions with no network: no credentials, no S3, no telemetry.
+pipeline-definition: install
+	$(PY) -m ml_code.pipelines.run --config-dir $(CONFIG_DIR) --definitions-out cdk.out/pipelines
+
 test: install synth
+	$(MAKE) --no-print-directory pipeline-definition
 	$(PY) -m ruff check .
 	$(PY) -m pytest
 	$(MAKE) --no-print-directory scan
@@ -59,6 +65,7 @@ scan:
 	@if [ -d ml_code/containers ]; then $(SCAN_VENV)/bin/checkov --config-file .checkov.yaml -d ml_code/containers; fi
 
 demo: synth
+	@$(MAKE) --no-print-directory pipeline-definition > /dev/null
 	@echo "== what make synth built (cdk.out)"
 	@$(PY) -m tools.assembly_summary cdk.out
 	@echo

@@ -35,8 +35,9 @@ def ping() -> flask.Response:
 def invocations() -> flask.Response:
     if flask.request.content_type != "text/csv":
         return flask.Response(response="This predictor only supports CSV data", status=415, mimetype="text/plain")
-    data = pd.read_csv(io.StringIO(flask.request.data.decode("utf-8")), header=None,
-                       names=_artifact.schema.feature_names)
+    data = pd.read_csv(
+        io.StringIO(flask.request.data.decode("utf-8")), header=None, names=_artifact.schema.feature_names
+    )
     predictions = _artifact.predict_encoded(data)
     out = io.StringIO()
     pd.DataFrame({"results": predictions}).to_csv(out, header=False, index=False)

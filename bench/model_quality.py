@@ -52,13 +52,22 @@ def template_rmse(train_df: pd.DataFrame, test_df: pd.DataFrame, seed: int) -> f
     features = ColumnTransformer(
         [
             ("num", Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]), NUMERIC),
-            ("sex", Pipeline([("impute", SimpleImputer(strategy="constant", fill_value="missing")),
-                              ("onehot", OneHotEncoder(handle_unknown="ignore"))]), ["sex"]),
+            (
+                "sex",
+                Pipeline(
+                    [
+                        ("impute", SimpleImputer(strategy="constant", fill_value="missing")),
+                        ("onehot", OneHotEncoder(handle_unknown="ignore")),
+                    ]
+                ),
+                ["sex"],
+            ),
         ]
     )
     x_train = features.fit_transform(train_df)
-    booster = xgb.train({**TEMPLATE_PARAMS, "seed": seed}, xgb.DMatrix(x_train, label=train_df["rings"]),
-                        num_boost_round=50)
+    booster = xgb.train(
+        {**TEMPLATE_PARAMS, "seed": seed}, xgb.DMatrix(x_train, label=train_df["rings"]), num_boost_round=50
+    )
     predictions = booster.predict(xgb.DMatrix(features.transform(test_df)))
     return math.sqrt(float(np.mean((predictions - test_df["rings"].to_numpy()) ** 2)))
 
@@ -88,8 +97,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for seed in range(args.splits):
             work = Path(tmp) / str(seed)
-            preprocess.split_dataset(DATA, work / "splits", target="rings", problem_type=ProblemType.REGRESSION,
-                                     seed=seed)
+            preprocess.split_dataset(
+                DATA, work / "splits", target="rings", problem_type=ProblemType.REGRESSION, seed=seed
+            )
             splits = work / "splits"
             train_df = pd.concat([pd.read_csv(splits / s / f"{s}.csv") for s in ("train", "validation")])
             test_df = pd.read_csv(splits / "test" / "test.csv")

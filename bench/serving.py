@@ -57,14 +57,37 @@ def _wait(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:
 @contextlib.contextmanager
 def _server(kind: str, model_dir: Path) -> Iterator[int]:
     port = _free_port()
-    env = {**os.environ, "SM_MODEL_DIR": str(model_dir), "SAGEMAKER_MODEL_SERVER_WORKERS": str(WORKERS),
-           "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "SM_MODEL_DIR": str(model_dir),
+        "SAGEMAKER_MODEL_SERVER_WORKERS": str(WORKERS),
+        "PYTHONPATH": str(ROOT),
+    }
     if kind == "ours":
-        cmd = [sys.executable, "-m", "ml_code.serve", "--model-dir", str(model_dir), "--port", str(port),
-               "--host", "127.0.0.1"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "ml_code.serve",
+            "--model-dir",
+            str(model_dir),
+            "--port",
+            str(port),
+            "--host",
+            "127.0.0.1",
+        ]
     else:
-        cmd = [str(VENV_BIN / "gunicorn"), "--workers", str(WORKERS), "--bind", f"127.0.0.1:{port}",
-               "--chdir", str(ROOT / "bench"), "--log-level", "warning", "byoc_baseline_server:app"]
+        cmd = [
+            str(VENV_BIN / "gunicorn"),
+            "--workers",
+            str(WORKERS),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--chdir",
+            str(ROOT / "bench"),
+            "--log-level",
+            "warning",
+            "byoc_baseline_server:app",
+        ]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _wait(port, proc)
@@ -82,7 +105,10 @@ def _seconds(value: str) -> float:
 def _wrk(port: int, duration: int, script: Path) -> dict[str, float]:
     out = subprocess.run(
         ["wrk", "-t2", "-c8", f"-d{duration}s", "--latency", "-s", str(script), f"http://127.0.0.1:{port}/invocations"],
-        capture_output=True, text=True, check=True, timeout=duration + 60,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=duration + 60,
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p50 = _seconds(re.search(r"^\s+50%\s+(\S+)$", out, re.M).group(1))  # type: ignore[union-attr]
@@ -108,14 +134,27 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = args.model_dir
         if model_dir is None:
-            subprocess.run([sys.executable, "-m", "ml_code.local_run", "--data", str(ROOT / "data" / "abalone.csv"),
-                            "--target", "rings", "--problem-type", "regression", "--output", tmp],
-                           cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "ml_code.local_run",
+                    "--data",
+                    str(ROOT / "data" / "abalone.csv"),
+                    "--target",
+                    "rings",
+                    "--problem-type",
+                    "regression",
+                    "--output",
+                    tmp,
+                ],
+                cwd=ROOT,
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
             model_dir = Path(tmp) / "model"
         script = Path(tmp) / "post.lua"
-        script.write_text(
-            f'wrk.method = "POST"\nwrk.body = "{ROW}\\n"\nwrk.headers["Content-Type"] = "text/csv"\n'
-        )
+        script.write_text(f'wrk.method = "POST"\nwrk.body = "{ROW}\\n"\nwrk.headers["Content-Type"] = "text/csv"\n')
         results: dict[str, list[dict[str, float]]] = {"ours": [], "baseline": []}
         for _ in range(args.rounds):
             for kind in ("ours", "baseline"):
@@ -123,8 +162,10 @@ def main() -> int:
                     _wrk(port, 2, script)  # warm-up: imports, first-request paths
                     results[kind].append(_wrk(port, args.duration, script))
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
-    print(f"load: wrk -t2 -c8, one-row text/csv, {args.rounds} x {args.duration} s per server, alternating; "
-          f"{WORKERS} workers each")
+    print(
+        f"load: wrk -t2 -c8, one-row text/csv, {args.rounds} x {args.duration} s per server, alternating; "
+        f"{WORKERS} workers each"
+    )
     summary = {}
     for kind, label in (("ours", "ours (uvicorn, compiled model)"), ("baseline", "baseline (Flask+gunicorn+pandas)")):
         runs = results[kind]
@@ -135,8 +176,10 @@ def main() -> int:
         summary[kind] = (rps, p99, errors)
         print(f"{label:<36} {rps:9.1f} req/s  p50 {p50 * 1000:7.2f} ms  p99 {p99 * 1000:7.2f} ms  errors {errors}")
     ratio = summary["ours"][0] / summary["baseline"][0]
-    print(f"throughput ratio: {ratio:.1f}x (goal >= 10x); p99 lower: {summary['ours'][1] < summary['baseline'][1]}; "
-          f"errors: {summary['ours'][2]} (goal 0)")
+    print(
+        f"throughput ratio: {ratio:.1f}x (goal >= 10x); p99 lower: {summary['ours'][1] < summary['baseline'][1]}; "
+        f"errors: {summary['ours'][2]} (goal 0)"
+    )
     return 0
 
 

@@ -50,8 +50,23 @@ def main() -> int:
     ours, template = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.repeats):
-            ours.append(_measure([sys.executable, "-m", "ml_code.local_run", "--data", str(DATA), "--target", "rings",
-                                  "--problem-type", "regression", "--output", f"{tmp}/{i}"]))
+            ours.append(
+                _measure(
+                    [
+                        sys.executable,
+                        "-m",
+                        "ml_code.local_run",
+                        "--data",
+                        str(DATA),
+                        "--target",
+                        "rings",
+                        "--problem-type",
+                        "regression",
+                        "--output",
+                        f"{tmp}/{i}",
+                    ]
+                )
+            )
             template.append(_measure([sys.executable, "-c", TEMPLATE.format(root=str(ROOT), data=str(DATA))]))
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     print(f"data: {DATA.name}, {sum(1 for _ in DATA.open()) - 1} rows; {args.repeats} fresh processes each (median)")

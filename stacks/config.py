@@ -147,6 +147,60 @@ class Studio(_Strict):
         return users
 
 
+SourceKind = Literal["codecommit", "codeconnections", "github_actions"]
+INSTANCE_TYPE = r"^ml\.[a-z0-9]+\.[a-z0-9]+$"
+
+
+class ModelBuildSource(_Strict):
+    """Where the model-build code lives, and which pushes start a build."""
+
+    kind: SourceKind
+    # codecommit: the repository the stack creates; otherwise "owner/name" on the git host.
+    repository: str = Field(pattern=r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)?$")
+    branch: str = Field(default="main", pattern=r"^[A-Za-z0-9._/-]+$")
+    # A push starts a build only when it touches one of these paths (CodeConnections and GitHub Actions).
+    file_paths: list[str] = ["ml_code/**", "config/**"]
+    connection_arn: str | None = Field(
+        default=None,
+        pattern=r"^arn:aws[a-z-]*:(codeconnections|codestar-connections):[a-z0-9-]+:\d{12}:connection/[0-9a-f-]{36}$",
+    )
+
+    @model_validator(mode="after")
+    def _kind_needs(self) -> ModelBuildSource:
+        if self.kind == "codeconnections" and not self.connection_arn:
+            raise ValueError("kind codeconnections needs connection_arn (the CodeConnections connection to GitHub)")
+        if self.kind != "codeconnections" and self.connection_arn:
+            raise ValueError(f"connection_arn is only used with kind codeconnections, not {self.kind}")
+        if self.kind != "codecommit" and "/" not in self.repository:
+            raise ValueError(f"kind {self.kind} needs repository as owner/name, got {self.repository!r}")
+        if self.kind == "codecommit" and "/" in self.repository:
+            raise ValueError("kind codecommit needs a repository name without an owner")
+        return self
+
+
+class PipelineDefaults(_Strict):
+    """Default values of the SageMaker Pipeline's parameters; each can be overridden per execution."""
+
+    target: str = "rings"
+    problem_type: Literal["regression", "binary", "multiclass"] = "regression"
+    input_data_key: str = Field(default="abalone/abalone.csv", description="key in the data bucket")
+    processing_instance_type: str = Field(default="ml.m5.xlarge", pattern=INSTANCE_TYPE)
+    processing_instance_count: int = Field(default=1, ge=1, le=100)
+    training_instance_type: str = Field(default="ml.m5.xlarge", pattern=INSTANCE_TYPE)
+    training_instance_count: int = Field(default=1, ge=1, le=100)
+    # Regression: the test RMSE must be at most this. Classification: AUC / weighted F1 at least this.
+    metric_threshold: float = Field(default=3.0, gt=0)
+    time_budget_seconds: int = Field(default=600, ge=10)
+
+
+class ModelBuild(_Strict):
+    """The model-build CI/CD: source, CodePipeline (or GitHub Actions), and the SageMaker Pipeline."""
+
+    enabled: bool = True
+    source: ModelBuildSource
+    pipeline: PipelineDefaults = PipelineDefaults()
+
+
 # CloudWatch Logs accepts only these retention periods.
 LOG_RETENTION_DAYS = (
     1,
@@ -191,6 +245,7 @@ class EnvironmentConfig(_Strict):
         default="3.37.0", pattern=r"^\d+\.\d+\.\d+$", description="Powertools for AWS Lambda layer, resolved at deploy"
     )
     studio: Studio = Studio()
+    model_build: ModelBuild | None = None
     tags: dict[Annotated[str, Field(min_length=1, max_length=128)], Annotated[str, Field(max_length=256)]] = {}
 
     @field_validator("retention")
@@ -222,6 +277,11 @@ class EnvironmentConfig(_Strict):
     def model_package_group_name(self) -> str:
         """The environment's model registry group (created by the model-build stack)."""
         return f"{self.name_prefix}-models"
+
+    @property
+    def build_pipeline_name(self) -> str:
+        """The SageMaker Pipeline that trains, evaluates and registers the model."""
+        return f"{self.name_prefix}-model-build"
 
     @property
     def pipeline_name_prefix(self) -> str:
@@ -282,4 +342,21 @@ def load_environments(config_dir: Path, selected: str | None = None) -> list[Env
     if selected is not None and selected not in ENVIRONMENT_NAMES:
         raise ConfigError(f"-c env={selected}: unknown environment; expected one of {', '.join(ENVIRONMENT_NAMES)}")
     names = [selected] if selected else list(ENVIRONMENT_NAMES)
-    return [load_config(config_dir / f"{name}.yaml") for name in names]
+    configs = [load_config(config_dir / f"{name}.yaml") for name in names]
+    _check_across_environments(config_dir, configs)
+    return configs
+
+
+def _check_across_environments(config_dir: Path, configs: list[EnvironmentConfig]) -> None:
+    # An account holds one OIDC provider per URL: two environments in one account cannot both create GitHub's.
+    github: dict[str, list[str]] = {}
+    for config in configs:
+        if config.model_build and config.model_build.enabled and config.model_build.source.kind == "github_actions":
+            github.setdefault(config.account, []).append(config.name)
+    for account, names in sorted(github.items()):
+        if len(names) > 1:
+            raise ConfigError(
+                f"{config_dir}: model_build.source.kind github_actions in {', '.join(names)}, all in account "
+                f"{account}: an account holds one GitHub OIDC provider; use github_actions in one of them, or "
+                "one account per environment"
+            )

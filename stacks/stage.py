@@ -8,6 +8,7 @@ from constructs import Construct
 from stacks.compliance.gate import attach_compliance_gate
 from stacks.config import EnvironmentConfig
 from stacks.foundation.stack import FoundationStack
+from stacks.model_build.stack import ModelBuildStack
 from stacks.studio.stack import StudioStack
 
 
@@ -21,6 +22,12 @@ class EnvironmentStage(cdk.Stage):
         self.studio = (
             StudioStack(self, "Studio", config=config, foundation=self.foundation) if config.studio.enabled else None
         )
+        build = config.model_build
+        self.model_build = (
+            ModelBuildStack(self, "ModelBuild", config=config, foundation=self.foundation)
+            if build is not None and build.enabled
+            else None
+        )
         self.acknowledgments_used = attach_compliance_gate(self, self._placeholders())
 
     def _placeholders(self) -> dict[str, str]:
@@ -32,6 +39,8 @@ class EnvironmentStage(cdk.Stage):
             "prefix": config.name_prefix,
             "models": config.model_package_group_name,
             "domain": "",
+            # CodePipeline keeps a pipeline's artifacts under the first 20 characters of its name.
+            "ci_artifacts": f"{config.name_prefix}-model-build"[:20],
         }
         if self.studio is not None:
             domain = self.studio.studio.domain

@@ -119,6 +119,10 @@ def main(argv: list[str]) -> int:
         print(f"error: {outdir} holds no cloud assembly; run `make synth` first", file=sys.stderr)
         return 2
     print(render(environments))
+    for path in sorted((outdir / "pipelines").glob("*.json"), key=lambda p: _ORDER.get(p.stem, 99)):
+        definition = json.loads(path.read_text(encoding="utf-8"))
+        steps = " -> ".join(s["Name"] for s in definition.get("Steps", []))
+        print(f"sagemaker pipeline {path.stem}: {steps}  ({path})")
     return 0
 
 

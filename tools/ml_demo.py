@@ -37,9 +37,23 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"== training on {SAMPLE.relative_to(ROOT)} (python -m ml_code.local_run)")
     train = subprocess.run(
-        [sys.executable, "-m", "ml_code.local_run", "--data", str(SAMPLE), "--target", "rings",
-         "--problem-type", "regression", "--output", str(args.output)],
-        cwd=ROOT, capture_output=True, text=True, check=False,
+        [
+            sys.executable,
+            "-m",
+            "ml_code.local_run",
+            "--data",
+            str(SAMPLE),
+            "--target",
+            "rings",
+            "--problem-type",
+            "regression",
+            "--output",
+            str(args.output),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     print(train.stdout.rstrip())
     if train.returncode != 0:
@@ -51,10 +65,22 @@ def main(argv: list[str] | None = None) -> int:
         port = s.getsockname()[1]
     print(f"\n== serving {args.output / 'model'} on 127.0.0.1:{port} (python -m ml_code.serve)")
     server = subprocess.Popen(
-        [sys.executable, "-m", "ml_code.serve", "--model-dir", str(args.output / "model"), "--port", str(port),
-         "--host", "127.0.0.1"],
-        cwd=ROOT, env={**os.environ, "SAGEMAKER_MODEL_SERVER_WORKERS": "2"},
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "ml_code.serve",
+            "--model-dir",
+            str(args.output / "model"),
+            "--port",
+            str(port),
+            "--host",
+            "127.0.0.1",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "SAGEMAKER_MODEL_SERVER_WORKERS": "2"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 60

@@ -14,8 +14,9 @@ pile up, and the reasons are written into each template's metadata
 
 A finding may hold placeholders filled per environment, because IAM5 findings name the
 exact wildcard resource: ``{region}``, ``{account}``, ``{prefix}`` (the name prefix),
-``{models}`` (the model package group) and ``{domain}`` (the Studio domain's id, as the
-packs print it). Each filled finding is still one exact resource.
+``{models}`` (the model package group), ``{domain}`` (the Studio domain's id, as the
+packs print it) and ``{ci_artifacts}`` (the prefix CodePipeline keeps its artifacts
+under). Each filled finding is still one exact resource.
 
 Findings named ``checkov::CKV_...`` become resource-level skips in the template
 metadata (``checkov.skip``), which checkov reads when it scans ``cdk.out``; checkov
@@ -134,6 +135,69 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
         reason=(
             "CDK writes the dead-letter queue's sqs:SendMessage, scoped to that one queue, into the function "
             "role's inline default policy; everything else the role may do is in its customer-managed policy."
+        ),
+    ),
+    # --- Model build ----------------------------------------------------------------------------
+    Acknowledgment(
+        stack="ModelBuild",
+        paths=("Execution/Policy/Resource", "Ci/ImagesProjectPolicy/Resource", "GitHubActions/Policy/Resource"),
+        findings=(f"{_IAM5}[Resource::*]",),
+        reason=(
+            "Only ecr:GetAuthorizationToken, cloudwatch:PutMetricData (limited to SageMaker's namespaces by "
+            "condition) and ec2:Describe* for VPC jobs use Resource '*': IAM has no resource-level permissions "
+            "for them."
+        ),
+    ),
+    Acknowledgment(
+        stack="ModelBuild",
+        paths=("Execution/Policy/Resource",),
+        findings=(
+            f"{_IAM5}[Resource::{_SAGEMAKER_ARN}:processing-job/pipelines-*]",
+            f"{_IAM5}[Resource::{_SAGEMAKER_ARN}:training-job/pipelines-*]",
+            f"{_IAM5}[Resource::{_SAGEMAKER_ARN}:model-package/{{models}}/*]",
+            f"{_IAM5}[Resource::arn:aws:s3:::{{prefix}}-data-{{account}}-{{region}}/*]",
+            f"{_IAM5}[Resource::arn:aws:s3:::{{prefix}}-artifacts-{{account}}-{{region}}/*]",
+            f"{_IAM5}[Resource::arn:aws:logs:{{region}}:{{account}}:log-group:/aws/sagemaker/*]",
+            f"{_IAM5}[Resource::arn:aws:ec2:{{region}}:{{account}}:network-interface/*]",
+            f"{_IAM5}[Resource::arn:aws:ec2:{{region}}:{{account}}:subnet/*]",
+        ),
+        reason=(
+            "The pipeline's jobs are named by SageMaker Pipelines (pipelines-<execution>-...), its model "
+            "versions are numbered at registration, its data and artifacts are objects under this "
+            "environment's buckets, its logs go to SageMaker's per-job log groups, and VPC jobs create their "
+            "own network interfaces; each wildcard is confined to this environment."
+        ),
+    ),
+    Acknowledgment(
+        stack="ModelBuild",
+        paths=("Ci/TrainProjectPolicy/Resource", "GitHubActions/Policy/Resource"),
+        findings=(
+            f"{_IAM5}[Resource::{_SAGEMAKER_ARN}:pipeline/{{prefix}}-model-build/execution/*]",
+            f"{_IAM5}[Resource::arn:aws:ssm:{{region}}:{{account}}:parameter/{{prefix}}/*]",
+        ),
+        reason=(
+            "The CI runner follows the executions it starts of its one pipeline (ids chosen by SageMaker) and "
+            "reads this environment's discovery parameters (the ids the definition refers to)."
+        ),
+    ),
+    Acknowledgment(
+        stack="ModelBuild",
+        paths=tuple(
+            f"Ci/{name}Policy/Resource" for name in ("Pipeline", "TestsProject", "ImagesProject", "TrainProject")
+        ),
+        findings=(f"{_IAM5}[Resource::arn:aws:s3:::{{prefix}}-artifacts-{{account}}-{{region}}/{{ci_artifacts}}/*]",),
+        reason=(
+            "CodePipeline names each run's artifact objects itself; access is confined to this pipeline's "
+            "prefix of the artifacts bucket."
+        ),
+    ),
+    Acknowledgment(
+        stack="ModelBuild",
+        paths=("Ci/Tests/Resource", "Ci/Images/Resource", "Ci/Train/Resource"),
+        findings=(f"{HIPAA}-CodeBuildProjectSourceRepoUrl",),
+        reason=(
+            "These projects' source type is CODEPIPELINE: they have no repository URL at all, so none can carry "
+            "credentials; the source arrives as the pipeline's encrypted artifact."
         ),
     ),
     # --- Foundation ---------------------------------------------------------------------------

@@ -115,7 +115,17 @@ RESOURCE_STAR_ALLOWED: dict[str, str] = {
         )
     },
     "ecr:GetAuthorizationToken": "returns a registry-wide token; it takes no resource",
-    "ec2:DescribeNetworkInterfaces": "Describe* calls take no resource; a VPC Lambda needs it for its ENIs",
+    **{
+        f"ec2:{name}": "Describe* calls take no resource; VPC Lambdas and VPC jobs need them for their ENIs"
+        for name in (
+            "DescribeNetworkInterfaces",
+            "DescribeVpcs",
+            "DescribeDhcpOptions",
+            "DescribeSubnets",
+            "DescribeSecurityGroups",
+        )
+    },
+    "cloudwatch:PutMetricData": "takes no resource; limited by condition to SageMaker's metric namespaces",
 }
 
 

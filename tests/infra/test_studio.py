@@ -218,4 +218,5 @@ def test_studio_can_be_disabled(tmp_path) -> None:
         (tmp_path / "prod.yaml").read_text().replace("studio:\n", "studio:\n  enabled: false\n")
     )
     app = synthesize(tmp_path / "out", tmp_path, {"env": "prod"})
-    assert set(app.templates["prod"]) == {"Foundation"}
+    assert "Studio" not in app.templates["prod"]
+    assert set(app.templates["prod"]) == {"Foundation", "ModelBuild"}

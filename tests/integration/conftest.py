@@ -12,7 +12,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import boto3
 import pytest
+from moto.server import ThreadedMotoServer
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "data" / "abalone.csv"
@@ -107,3 +109,26 @@ def running_server(model_dir: Path, workers: int = 2) -> Iterator[tuple[int, sub
 def server(trained_run) -> Iterator[tuple[int, subprocess.Popen]]:
     with running_server(trained_run[0] / "model") as handle:
         yield handle
+
+
+# --- a moto server on 127.0.0.1: real HTTP, real botocore ------------------------------------------
+
+REGION = "eu-west-1"
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{server._port}"
+    server.stop()
+
+
+def aws_client(service: str, endpoint: str | None):
+    return boto3.client(
+        service,
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )

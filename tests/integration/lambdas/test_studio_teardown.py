@@ -15,7 +15,7 @@ from botocore.stub import Stubber
 from studio_teardown.handler import handle
 from studio_teardown.teardown import Teardown, TeardownTimeout
 
-from tests.integration.lambdas.conftest import aws_client
+from tests.integration.conftest import aws_client
 
 STUBBED = {"list_apps", "delete_app", "list_spaces", "delete_space", "list_user_profiles", "delete_user_profile"}
 

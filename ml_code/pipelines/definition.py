@@ -1,0 +1,274 @@
+"""The model-build SageMaker Pipeline: preprocess, train, evaluate, baseline, gate, register (or fail).
+
+``get_pipeline(settings)`` builds it with the sagemaker SDK (v2, ``sagemaker.workflow``).
+Every job runs the platform's training image (the code is in the image: nothing is
+uploaded while the definition is built), in the VPC's private subnets, with network
+isolation, inter-container encryption, the data key on volumes and outputs, retries on
+throttling and capacity errors, and caching.
+
+Values known only after deployment are written as references to the environment's
+discovery parameters, ``{{ssm:/name}}`` (one value) and ``{{ssm-list:/name}}`` (a
+comma-separated list), which ``ml_code.pipelines.run`` resolves at upsert.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ml_code.pipelines.offline import offline_session
+
+METRIC_GATE = {
+    # problem type -> (evaluation.json path, the test passes when the metric is "<=" or ">=" the threshold)
+    "regression": ("regression_metrics.rmse.value", "<="),
+    "binary": ("binary_classification_metrics.auc.value", ">="),
+    "multiclass": ("multiclass_classification_metrics.weighted_f1.value", ">="),
+}
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    """Everything environment-specific the definition needs."""
+
+    name: str
+    region: str
+    role_arn: str
+    artifacts_bucket: str
+    data_uri: str
+    training_image: str
+    inference_image: str
+    model_package_group: str
+    kms_key: str
+    subnets: list[str]
+    security_group_ids: list[str]
+    target: str
+    problem_type: str
+    processing_instance_type: str = "ml.m5.xlarge"
+    processing_instance_count: int = 1
+    training_instance_type: str = "ml.m5.xlarge"
+    training_instance_count: int = 1
+    metric_threshold: float = 3.0
+    time_budget_seconds: int = 600
+    cache_expiry: str = "P30D"
+
+
+def get_pipeline(settings: PipelineSettings) -> Any:
+    """Build the pipeline object; ``.definition()`` gives its JSON, offline."""
+    from sagemaker.estimator import Estimator
+    from sagemaker.inputs import TrainingInput
+    from sagemaker.model import Model
+    from sagemaker.model_metrics import MetricsSource, ModelMetrics
+    from sagemaker.network import NetworkConfig
+    from sagemaker.processing import ProcessingInput, ProcessingOutput, Processor
+    from sagemaker.workflow.condition_step import ConditionStep
+    from sagemaker.workflow.conditions import ConditionGreaterThanOrEqualTo, ConditionLessThanOrEqualTo
+    from sagemaker.workflow.fail_step import FailStep
+    from sagemaker.workflow.functions import Join, JsonGet
+    from sagemaker.workflow.model_step import ModelStep
+    from sagemaker.workflow.parameters import ParameterFloat, ParameterInteger, ParameterString
+    from sagemaker.workflow.pipeline import Pipeline
+    from sagemaker.workflow.properties import PropertyFile
+    from sagemaker.workflow.retry import (
+        SageMakerJobExceptionTypeEnum,
+        SageMakerJobStepRetryPolicy,
+        StepExceptionTypeEnum,
+        StepRetryPolicy,
+    )
+    from sagemaker.workflow.steps import CacheConfig, ProcessingStep, TrainingStep
+
+    if settings.problem_type not in METRIC_GATE:
+        raise ValueError(f"problem_type must be one of {sorted(METRIC_GATE)}, got {settings.problem_type!r}")
+    session = offline_session(settings.region, settings.artifacts_bucket)
+
+    input_data = ParameterString("InputDataUri", default_value=settings.data_uri)
+    processing_type = ParameterString("ProcessingInstanceType", default_value=settings.processing_instance_type)
+    processing_count = ParameterInteger("ProcessingInstanceCount", default_value=settings.processing_instance_count)
+    training_type = ParameterString("TrainingInstanceType", default_value=settings.training_instance_type)
+    training_count = ParameterInteger("TrainingInstanceCount", default_value=settings.training_instance_count)
+    threshold = ParameterFloat("MetricThreshold", default_value=settings.metric_threshold)
+    approval = ParameterString("ModelApprovalStatus", default_value="PendingManualApproval")
+
+    network = NetworkConfig(
+        enable_network_isolation=True,
+        encrypt_inter_container_traffic=True,
+        subnets=settings.subnets,
+        security_group_ids=settings.security_group_ids,
+    )
+    cache = CacheConfig(enable_caching=True, expire_after=settings.cache_expiry)
+    service_retry = StepRetryPolicy(
+        exception_types=[StepExceptionTypeEnum.SERVICE_FAULT, StepExceptionTypeEnum.THROTTLING],
+        backoff_rate=2.0,
+        interval_seconds=30,
+        max_attempts=5,
+    )
+    retries = [
+        service_retry,
+        SageMakerJobStepRetryPolicy(
+            exception_types=[
+                SageMakerJobExceptionTypeEnum.CAPACITY_ERROR,
+                SageMakerJobExceptionTypeEnum.RESOURCE_LIMIT,
+                SageMakerJobExceptionTypeEnum.INTERNAL_ERROR,
+            ],
+            backoff_rate=2.0,
+            interval_seconds=60,
+            max_attempts=3,
+        ),
+    ]
+
+    def processor(step: str, *args: str) -> Processor:
+        return Processor(
+            image_uri=settings.training_image,
+            entrypoint=["python3", "-m", f"ml_code.{step}", *args],
+            role=settings.role_arn,
+            instance_type=processing_type,
+            instance_count=processing_count,
+            volume_kms_key=settings.kms_key,
+            output_kms_key=settings.kms_key,
+            network_config=network,
+            base_job_name=f"{settings.name}-{step}",
+            sagemaker_session=session,
+        )
+
+    root = "/opt/ml/processing"
+    preprocess = ProcessingStep(
+        name="Preprocess",
+        step_args=processor("preprocess", "--target", settings.target, "--problem-type", settings.problem_type).run(
+            inputs=[ProcessingInput(source=input_data, destination=f"{root}/input/data")],
+            outputs=[
+                ProcessingOutput(output_name=s, source=f"{root}/output/{s}") for s in ("train", "validation", "test")
+            ],
+        ),
+        cache_config=cache,
+        retry_policies=retries,
+    )
+    splits = preprocess.properties.ProcessingOutputConfig.Outputs
+
+    estimator = Estimator(
+        image_uri=settings.training_image,
+        role=settings.role_arn,
+        instance_type=training_type,
+        instance_count=training_count,
+        volume_kms_key=settings.kms_key,
+        output_kms_key=settings.kms_key,
+        subnets=settings.subnets,
+        security_group_ids=settings.security_group_ids,
+        enable_network_isolation=True,
+        encrypt_inter_container_traffic=True,
+        output_path=f"s3://{settings.artifacts_bucket}/{settings.name}/models",
+        base_job_name=f"{settings.name}-train",
+        hyperparameters={
+            "target": settings.target,
+            "problem_type": settings.problem_type,
+            "time_budget_seconds": str(settings.time_budget_seconds),
+            "seed": "42",
+        },
+        sagemaker_session=session,
+    )
+    train = TrainingStep(
+        name="Train",
+        step_args=estimator.fit(
+            inputs={
+                split: TrainingInput(s3_data=splits[split].S3Output.S3Uri, content_type="text/csv")
+                for split in ("train", "validation")
+            }
+        ),
+        cache_config=cache,
+        retry_policies=retries,
+    )
+    model_data = train.properties.ModelArtifacts.S3ModelArtifacts
+
+    report = PropertyFile(name="EvaluationReport", output_name="evaluation", path="evaluation.json")
+    evaluate = ProcessingStep(
+        name="Evaluate",
+        step_args=processor("evaluate").run(
+            inputs=[
+                ProcessingInput(source=model_data, destination=f"{root}/model"),
+                ProcessingInput(source=splits["test"].S3Output.S3Uri, destination=f"{root}/test"),
+            ],
+            outputs=[ProcessingOutput(output_name="evaluation", source=f"{root}/evaluation")],
+        ),
+        property_files=[report],
+        cache_config=cache,
+        retry_policies=retries,
+    )
+    baseline = ProcessingStep(
+        name="DataQualityBaseline",
+        step_args=processor("baseline").run(
+            inputs=[ProcessingInput(source=splits["train"].S3Output.S3Uri, destination=f"{root}/train")],
+            outputs=[ProcessingOutput(output_name="baseline", source=f"{root}/baseline")],
+        ),
+        cache_config=cache,
+        retry_policies=retries,
+    )
+
+    def output_file(step: Any, output: str, name: str) -> Any:
+        uri = step.properties.ProcessingOutputConfig.Outputs[output].S3Output.S3Uri
+        return Join(on="/", values=[uri, name])
+
+    metrics = ModelMetrics(
+        model_statistics=MetricsSource(
+            s3_uri=output_file(evaluate, "evaluation", "evaluation.json"), content_type="application/json"
+        ),
+        model_data_statistics=MetricsSource(
+            s3_uri=output_file(baseline, "baseline", "statistics.json"), content_type="application/json"
+        ),
+        model_data_constraints=MetricsSource(
+            s3_uri=output_file(baseline, "baseline", "constraints.json"), content_type="application/json"
+        ),
+    )
+    model = Model(
+        image_uri=settings.inference_image,
+        model_data=model_data,
+        role=settings.role_arn,
+        vpc_config={"Subnets": settings.subnets, "SecurityGroupIds": settings.security_group_ids},
+        enable_network_isolation=True,
+        sagemaker_session=session,
+    )
+    register = ModelStep(
+        name="RegisterModel",
+        step_args=model.register(
+            content_types=["text/csv", "application/json"],
+            response_types=["text/csv", "application/json"],
+            inference_instances=["ml.m5.large", "ml.m5.xlarge", "ml.c5.xlarge"],
+            transform_instances=["ml.m5.xlarge"],
+            model_package_group_name=settings.model_package_group,
+            approval_status=approval,
+            model_metrics=metrics,
+            description=f"{settings.name}: {settings.problem_type} model of {settings.target}",
+        ),
+        retry_policies=[service_retry],  # registering starts no job: job retry policies do not apply
+    )
+
+    json_path, direction = METRIC_GATE[settings.problem_type]
+    metric = JsonGet(step_name=evaluate.name, property_file=report, json_path=json_path)
+    passes = (ConditionLessThanOrEqualTo if direction == "<=" else ConditionGreaterThanOrEqualTo)(
+        left=metric, right=threshold
+    )
+    fail = FailStep(
+        name="QualityGateFailed",
+        error_message=Join(
+            on=" ",
+            values=[
+                "test",
+                json_path,
+                "=",
+                metric,
+                f"is not {direction} the threshold",
+                threshold,
+                "; the model was not registered",
+            ],
+        ),
+    )
+    gate = ConditionStep(
+        name="QualityGate",
+        conditions=[passes],
+        if_steps=[register],
+        else_steps=[fail],
+        depends_on=[baseline.name],
+    )
+    return Pipeline(
+        name=settings.name,
+        parameters=[input_data, processing_type, processing_count, training_type, training_count, threshold, approval],
+        steps=[preprocess, train, evaluate, baseline, gate],
+        sagemaker_session=session,
+    )

@@ -1,0 +1,78 @@
+"""Pipeline parameter values, checked before an upsert or a start, with a message naming the problem."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from stacks.config import INSTANCE_TYPE
+
+
+class ParameterError(ValueError):
+    """A pipeline parameter value is wrong; the message names the parameter and the value."""
+
+
+class PipelineParameters(BaseModel):
+    """The SageMaker Pipeline's parameters, by their pipeline names."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    InputDataUri: str = Field(pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.+$")
+    ProcessingInstanceType: str = Field(pattern=INSTANCE_TYPE)
+    ProcessingInstanceCount: int = Field(ge=1, le=100)
+    TrainingInstanceType: str = Field(pattern=INSTANCE_TYPE)
+    TrainingInstanceCount: int = Field(ge=1, le=100)
+    MetricThreshold: float
+    ModelApprovalStatus: str = Field(pattern=r"^(PendingManualApproval|Approved|Rejected)$")
+
+    @field_validator("ProcessingInstanceCount", "TrainingInstanceCount", mode="before")
+    @classmethod
+    def _whole_number(cls, value: Any) -> Any:
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise ValueError(f"{value!r} is not a whole number")
+        return value
+
+    @field_validator("MetricThreshold", mode="before")
+    @classmethod
+    def _number(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError(f"{value!r} is not a number")
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{value!r} is not a number") from None
+        if not math.isfinite(number):
+            raise ValueError(f"{value!r} is not a finite number")
+        return number
+
+    def as_execution_parameters(self) -> list[dict[str, str]]:
+        """StartPipelineExecution's PipelineParameters: every value as a string."""
+        return [{"Name": name, "Value": str(value)} for name, value in self.model_dump().items()]
+
+
+def check_parameters(defaults: dict[str, Any], overrides: list[str] | None = None) -> PipelineParameters:
+    """Merge ``Name=Value`` overrides into the defaults and check every value.
+
+    Raises:
+        ParameterError: an unknown name, a malformed override, or a bad value.
+    """
+    values = dict(defaults)
+    for item in overrides or []:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise ParameterError(f"parameter override {item!r}: expected Name=Value")
+        if name not in PipelineParameters.model_fields:
+            raise ParameterError(
+                f"parameter override {item!r}: unknown parameter {name!r}; "
+                f"known: {', '.join(PipelineParameters.model_fields)}"
+            )
+        values[name] = value
+    try:
+        return PipelineParameters.model_validate(values)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}={values.get(str(e['loc'][0]))!r}: {e['msg']}" for e in exc.errors()
+        )
+        raise ParameterError(f"invalid pipeline parameters: {problems}") from None

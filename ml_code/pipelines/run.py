@@ -1,0 +1,224 @@
+"""Upsert the model-build pipeline and run it: what CI (CodeBuild or GitHub Actions) calls on every push.
+
+    python -m ml_code.pipelines.run --config config/dev.yaml [--parameter Name=Value ...] [--start] [--wait]
+    python -m ml_code.pipelines.run --config-dir config --definitions-out cdk.out/pipelines   # offline
+
+Steps: check the parameters; build the definition offline; resolve its ``{{ssm:...}}``
+references from the environment's discovery parameters; create or update the pipeline;
+start an execution; wait for it and report the outcome (exit 1 naming the failed step).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from ml_code.pipelines.image_tag import image_tag
+from ml_code.pipelines.parameters import ParameterError, check_parameters
+from ml_code.pipelines.settings import default_parameters, settings_for
+from stacks.config import ConfigError, EnvironmentConfig, load_config, load_environments
+
+REF = re.compile(r"^\{\{(ssm|ssm-list):(/[^}]+)\}\}$")
+TERMINAL = {"Succeeded", "Failed", "Stopped"}
+
+
+class RunError(RuntimeError):
+    """The run cannot go on; the message says why."""
+
+
+def definition_json(config: EnvironmentConfig, tag: str) -> dict[str, Any]:
+    """The environment's pipeline definition, offline, with discovery references unresolved."""
+    from ml_code.pipelines.definition import get_pipeline
+
+    return json.loads(get_pipeline(settings_for(config, tag)).definition())  # type: ignore[no-any-return]
+
+
+def resolve_references(document: Any, get_parameter: Callable[[str], str]) -> Any:
+    """Replace every ``{{ssm:/name}}`` with the parameter's value and expand ``{{ssm-list:/name}}`` in lists.
+
+    Raises:
+        RunError: a referenced parameter does not exist.
+    """
+    cache: dict[str, str] = {}
+
+    def value(name: str) -> str:
+        if name not in cache:
+            try:
+                cache[name] = get_parameter(name)
+            except ClientError as exc:
+                raise RunError(f"discovery parameter {name} could not be read: {exc}; is the stack deployed?") from None
+        return cache[name]
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: walk(v) for k, v in node.items()}
+        if isinstance(node, list):
+            out: list[Any] = []
+            for item in node:
+                match = REF.match(item) if isinstance(item, str) else None
+                if match and match.group(1) == "ssm-list":
+                    out.extend(v for v in value(match.group(2)).split(",") if v)
+                else:
+                    out.append(walk(item))
+            return out
+        if isinstance(node, str) and (match := REF.match(node)):
+            if match.group(1) == "ssm-list":
+                raise RunError(f"{node} stands outside a list")
+            return value(match.group(2))
+        return node
+
+    return walk(document)
+
+
+def upsert(sagemaker: Any, name: str, definition: dict[str, Any], role_arn: str, description: str) -> str:
+    """Create the pipeline, or update it when it exists. Returns "created" or "updated"."""
+    body = json.dumps(definition)
+    try:
+        sagemaker.describe_pipeline(PipelineName=name)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") not in ("ResourceNotFound", "ValidationException"):
+            raise
+        sagemaker.create_pipeline(
+            PipelineName=name, PipelineDefinition=body, RoleArn=role_arn, PipelineDescription=description
+        )
+        return "created"
+    sagemaker.update_pipeline(
+        PipelineName=name, PipelineDefinition=body, RoleArn=role_arn, PipelineDescription=description
+    )
+    return "updated"
+
+
+def wait(
+    sagemaker: Any,
+    execution_arn: str,
+    sleep: Callable[[float], None] = time.sleep,
+    poll_seconds: float = 30.0,
+    timeout_seconds: float = 6 * 3600,
+) -> str:
+    """Poll the execution until it ends. Returns its status.
+
+    Raises:
+        RunError: the execution failed or stopped (naming the failed steps and reasons), or the timeout passed.
+    """
+    waited = 0.0
+    while True:
+        status = sagemaker.describe_pipeline_execution(PipelineExecutionArn=execution_arn)
+        state = status["PipelineExecutionStatus"]
+        if state == "Succeeded":
+            return state
+        if state in TERMINAL:
+            steps = sagemaker.list_pipeline_execution_steps(PipelineExecutionArn=execution_arn)[
+                "PipelineExecutionSteps"
+            ]
+            failed = [
+                f"{s['StepName']}: {s.get('FailureReason', s['StepStatus'])}"
+                for s in steps
+                if s.get("StepStatus") in ("Failed", "Stopped")
+            ]
+            reason = status.get("FailureReason") or "; ".join(failed) or state
+            raise RunError(f"pipeline execution {execution_arn} {state.lower()}: {reason}")
+        if waited >= timeout_seconds:
+            raise RunError(f"pipeline execution {execution_arn} still {state} after {timeout_seconds:.0f} s")
+        sleep(poll_seconds)
+        waited += poll_seconds
+
+
+def run(
+    config: EnvironmentConfig,
+    *,
+    overrides: list[str],
+    start: bool,
+    wait_for_end: bool,
+    sagemaker: Any,
+    ssm: Any,
+    tag: str,
+    log: Callable[[str], None] = print,
+    sleep: Callable[[float], None] = time.sleep,
+) -> str | None:
+    """Check, upsert, and optionally start and wait. Returns the execution ARN when started."""
+    settings = settings_for(config, tag)
+    parameters = check_parameters(default_parameters(settings), overrides)
+    definition = resolve_references(
+        definition_json(config, tag), lambda name: ssm.get_parameter(Name=name)["Parameter"]["Value"]
+    )
+    action = upsert(
+        sagemaker,
+        settings.name,
+        definition,
+        settings.role_arn,
+        f"{config.name}: trains, evaluates, gates and registers (images {tag})",
+    )
+    log(f"pipeline {settings.name} {action} (images {tag})")
+    if not start:
+        return None
+    execution = sagemaker.start_pipeline_execution(
+        PipelineName=settings.name,
+        PipelineParameters=parameters.as_execution_parameters(),
+        PipelineExecutionDescription=f"images {tag}",
+    )["PipelineExecutionArn"]
+    log(f"started {execution}")
+    if wait_for_end:
+        log(f"execution {wait(sagemaker, execution, sleep=sleep)}")
+    return str(execution)
+
+
+def write_definitions(config_dir: Path, out_dir: Path, tag: str) -> list[Path]:
+    """``make pipeline-definition``: each environment's definition JSON, offline."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for config in load_environments(config_dir):
+        if config.model_build is None or not config.model_build.enabled:
+            continue
+        path = out_dir / f"{config.name}.json"
+        path.write_text(json.dumps(definition_json(config, tag), indent=2, sort_keys=True) + "\n")
+        written.append(path)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Upsert and run the model-build SageMaker Pipeline.")
+    parser.add_argument("--config", type=Path, help="the environment's config file, e.g. config/dev.yaml")
+    parser.add_argument("--config-dir", type=Path, help="with --definitions-out: every environment in this folder")
+    parser.add_argument("--definitions-out", type=Path, help="write definitions offline and stop")
+    parser.add_argument("--parameter", action="append", default=[], help="override a parameter: Name=Value")
+    parser.add_argument("--image-tag", help="default: the hash of ml_code (what CI pushed)")
+    parser.add_argument("--start", action="store_true")
+    parser.add_argument("--wait", action="store_true")
+    args = parser.parse_args(argv)
+    tag = args.image_tag or image_tag()
+    try:
+        if args.definitions_out:
+            for path in write_definitions(args.config_dir or Path("config"), args.definitions_out, tag):
+                print(f"wrote {path}")
+            return 0
+        if not args.config:
+            parser.error("--config is required unless --definitions-out is given")
+        config = load_config(args.config)
+        import boto3
+
+        session = boto3.Session(region_name=config.region)
+        run(
+            config,
+            overrides=args.parameter,
+            start=args.start,
+            wait_for_end=args.wait,
+            sagemaker=session.client("sagemaker"),
+            ssm=session.client("ssm"),
+            tag=tag,
+        )
+    except (ConfigError, ParameterError, RunError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,173 @@
+"""The role the SageMaker Pipeline's jobs run as, and the security group they run in."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_ecr as ecr
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from constructs import Construct
+
+from ml_code.pipelines.settings import pipeline_role_name
+from stacks.config import EnvironmentConfig
+
+# Describe calls a VPC job makes for its network interfaces; IAM has no resource-level permissions for them.
+EC2_DESCRIBE = [
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeVpcs",
+    "ec2:DescribeDhcpOptions",
+    "ec2:DescribeSubnets",
+    "ec2:DescribeSecurityGroups",
+]
+
+
+class PipelineExecution(Construct):
+    """The pipeline's execution role (named, so the offline definition can name it) and job security group.
+
+    Attributes:
+        role: assumed by SageMaker for every job of the pipeline.
+        security_group: the jobs' security group: themselves, and HTTPS to the endpoints.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        config: EnvironmentConfig,
+        vpc: ec2.IVpc,
+        data_key: kms.IKey,
+        data_bucket_arn: str,
+        artifacts_bucket_arn: str,
+        repositories: list[ecr.IRepository],
+    ) -> None:
+        super().__init__(scope, id_)
+        stack = cdk.Stack.of(self)
+
+        def sm(resource: str, name: str) -> str:
+            return stack.format_arn(service="sagemaker", resource=resource, resource_name=name)
+
+        self.security_group = ec2.SecurityGroup(
+            self,
+            "JobSecurityGroup",
+            vpc=vpc,
+            allow_all_outbound=False,
+            description=f"{config.name_prefix} pipeline jobs: each other, and HTTPS to the endpoints",
+        )
+        sg = self.security_group
+        sg.add_ingress_rule(sg, ec2.Port.all_tcp(), "between the instances of one job (distributed training)")
+        sg.add_egress_rule(sg, ec2.Port.all_tcp(), "between the instances of one job")
+        sg.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to VPC and S3 gateway endpoints")
+
+        self.role = iam.Role(
+            self,
+            "Role",
+            role_name=pipeline_role_name(config),
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description=f"{config.name_prefix}: jobs of the model-build SageMaker Pipeline",
+        )
+        group = config.model_package_group_name
+        iam.ManagedPolicy(
+            self,
+            "Policy",
+            roles=[self.role],
+            description=f"{config.name_prefix} model-build pipeline jobs",
+            statements=[
+                iam.PolicyStatement(
+                    sid="PipelineJobs",
+                    actions=[
+                        "sagemaker:CreateProcessingJob",
+                        "sagemaker:DescribeProcessingJob",
+                        "sagemaker:StopProcessingJob",
+                        "sagemaker:CreateTrainingJob",
+                        "sagemaker:DescribeTrainingJob",
+                        "sagemaker:StopTrainingJob",
+                        "sagemaker:AddTags",
+                    ],
+                    # SageMaker Pipelines names its jobs pipelines-<execution>-<step>-<suffix>.
+                    resources=[sm("processing-job", "pipelines-*"), sm("training-job", "pipelines-*")],
+                ),
+                iam.PolicyStatement(
+                    sid="RegisterIntoThisEnvironmentsGroup",
+                    actions=[
+                        "sagemaker:CreateModelPackage",
+                        "sagemaker:DescribeModelPackageGroup",
+                        "sagemaker:DescribeModelPackage",
+                        "sagemaker:AddTags",
+                    ],
+                    resources=[sm("model-package-group", group), sm("model-package", f"{group}/*")],
+                ),
+                iam.PolicyStatement(
+                    sid="PassOwnRoleToJobs",
+                    actions=["iam:PassRole"],
+                    resources=[self.role.role_arn],
+                    conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+                ),
+                iam.PolicyStatement(
+                    sid="ReadData",
+                    actions=["s3:GetObject", "s3:ListBucket"],
+                    resources=[data_bucket_arn, f"{data_bucket_arn}/*"],
+                ),
+                iam.PolicyStatement(
+                    sid="ReadWriteArtifacts",
+                    actions=["s3:GetObject", "s3:PutObject", "s3:ListBucket"],
+                    resources=[artifacts_bucket_arn, f"{artifacts_bucket_arn}/*"],
+                ),
+                iam.PolicyStatement(
+                    sid="DataKey",
+                    actions=["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
+                    resources=[data_key.key_arn],
+                ),
+                iam.PolicyStatement(
+                    sid="DataKeyGrantsForJobVolumes",
+                    actions=["kms:CreateGrant"],
+                    resources=[data_key.key_arn],
+                    conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
+                ),
+                iam.PolicyStatement(
+                    sid="PullImages",
+                    actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
+                    resources=[r.repository_arn for r in repositories],
+                ),
+                iam.PolicyStatement(sid="RegistryToken", actions=["ecr:GetAuthorizationToken"], resources=["*"]),
+                iam.PolicyStatement(
+                    sid="JobLogs",
+                    actions=[
+                        "logs:CreateLogGroup",
+                        "logs:CreateLogStream",
+                        "logs:PutLogEvents",
+                        "logs:DescribeLogStreams",
+                    ],
+                    resources=[
+                        stack.format_arn(
+                            service="logs",
+                            resource="log-group",
+                            resource_name="/aws/sagemaker/*",
+                            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+                        )
+                    ],
+                ),
+                iam.PolicyStatement(
+                    sid="JobMetrics",
+                    actions=["cloudwatch:PutMetricData"],
+                    resources=["*"],
+                    conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
+                ),
+                iam.PolicyStatement(sid="VpcDescribe", actions=EC2_DESCRIBE, resources=["*"]),
+                iam.PolicyStatement(
+                    sid="VpcNetworkInterfaces",
+                    actions=[
+                        "ec2:CreateNetworkInterface",
+                        "ec2:CreateNetworkInterfacePermission",
+                        "ec2:DeleteNetworkInterface",
+                        "ec2:DeleteNetworkInterfacePermission",
+                    ],
+                    resources=[
+                        stack.format_arn(service="ec2", resource="network-interface", resource_name="*"),
+                        stack.format_arn(service="ec2", resource="subnet", resource_name="*"),
+                        stack.format_arn(service="ec2", resource="security-group", resource_name=sg.security_group_id),
+                    ],
+                ),
+            ],
+        )

@@ -1,0 +1,189 @@
+"""The SageMaker Pipeline definition, built offline by the sagemaker SDK, checked step by step."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+
+from ml_code.pipelines.run import definition_json, write_definitions
+from stacks.config import load_config
+
+ROOT = Path(__file__).resolve().parents[3]
+TAG = "sha-0123456789abcdef"
+JOB_STEPS = ("Preprocess", "Train", "Evaluate", "DataQualityBaseline")
+
+
+@pytest.fixture(scope="module")
+def dev() -> dict:
+    # Any socket opened while the SDK builds the definition fails the test: it must be offline.
+    real_connect = socket.socket.connect
+
+    def refuse(self, address):  # type: ignore[no-untyped-def]
+        raise AssertionError(f"network access while building the definition: {address}")
+
+    socket.socket.connect = refuse  # type: ignore[method-assign]
+    try:
+        return definition_json(load_config(ROOT / "config" / "dev.yaml"), TAG)
+    finally:
+        socket.socket.connect = real_connect  # type: ignore[method-assign]
+
+
+def _steps(definition: dict) -> dict[str, dict]:
+    steps = {s["Name"]: s for s in definition["Steps"]}
+    for condition in [s for s in definition["Steps"] if s["Type"] == "Condition"]:
+        for branch in ("IfSteps", "ElseSteps"):
+            steps.update({s["Name"]: s for s in condition["Arguments"][branch]})
+    return steps
+
+
+def test_step_graph(dev: dict) -> None:
+    top = [(s["Name"], s["Type"]) for s in dev["Steps"]]
+    assert top == [
+        ("Preprocess", "Processing"),
+        ("Train", "Training"),
+        ("Evaluate", "Processing"),
+        ("DataQualityBaseline", "Processing"),
+        ("QualityGate", "Condition"),
+    ]
+    gate = _steps(dev)["QualityGate"]["Arguments"]
+    assert [s["Type"] for s in gate["IfSteps"]] == ["RegisterModel"]
+    assert [(s["Name"], s["Type"]) for s in gate["ElseSteps"]] == [("QualityGateFailed", "Fail")]
+    assert _steps(dev)["QualityGate"]["DependsOn"] == ["DataQualityBaseline"]
+    text = json.dumps(_steps(dev)["Train"])
+    assert "Steps.Preprocess.ProcessingOutputConfig.Outputs['train']" in text
+    assert "Steps.Preprocess.ProcessingOutputConfig.Outputs['validation']" in text
+    evaluate = json.dumps(_steps(dev)["Evaluate"])
+    assert "Steps.Train.ModelArtifacts.S3ModelArtifacts" in evaluate
+    assert "Outputs['test']" in evaluate
+
+
+def test_parameters_and_their_defaults_come_from_config(dev: dict) -> None:
+    params = {p["Name"]: (p["Type"], p.get("DefaultValue")) for p in dev["Parameters"]}
+    assert params == {
+        "InputDataUri": ("String", "s3://mlops-dev-data-111111111111-eu-west-1/abalone/abalone.csv"),
+        "ProcessingInstanceType": ("String", "ml.m5.large"),
+        "ProcessingInstanceCount": ("Integer", 1),
+        "TrainingInstanceType": ("String", "ml.m5.large"),
+        "TrainingInstanceCount": ("Integer", 1),
+        "MetricThreshold": ("Float", 3.0),
+        "ModelApprovalStatus": ("String", "PendingManualApproval"),
+    }
+    steps = _steps(dev)
+    cluster = steps["Preprocess"]["Arguments"]["ProcessingResources"]["ClusterConfig"]
+    assert cluster["InstanceType"] == {"Get": "Parameters.ProcessingInstanceType"}
+    assert cluster["InstanceCount"] == {"Get": "Parameters.ProcessingInstanceCount"}
+    resources = steps["Train"]["Arguments"]["ResourceConfig"]
+    assert resources["InstanceCount"] == {"Get": "Parameters.TrainingInstanceCount"}
+
+
+KMS = "{{ssm:/mlops-dev/foundation/kms/data-key-arn}}"
+SUBNETS = ["{{ssm-list:/mlops-dev/foundation/network/private-subnet-ids}}"]
+JOB_SG = ["{{ssm:/mlops-dev/model-build/job-security-group-id}}"]
+
+
+def test_every_job_is_encrypted_isolated_and_in_the_private_subnets(dev: dict) -> None:
+    steps = _steps(dev)
+    for name in ("Preprocess", "Evaluate", "DataQualityBaseline"):
+        args = steps[name]["Arguments"]
+        assert args["ProcessingResources"]["ClusterConfig"]["VolumeKmsKeyId"] == KMS
+        assert args["ProcessingOutputConfig"]["KmsKeyId"] == KMS
+        network = args["NetworkConfig"]
+        assert network["EnableNetworkIsolation"] is True
+        assert network["EnableInterContainerTrafficEncryption"] is True
+        assert network["VpcConfig"] == {"Subnets": SUBNETS, "SecurityGroupIds": JOB_SG}
+        assert args["RoleArn"] == "arn:aws:iam::111111111111:role/mlops-dev-sagemaker-pipeline"
+        assert (
+            args["AppSpecification"]["ImageUri"]
+            == f"111111111111.dkr.ecr.eu-west-1.amazonaws.com/mlops-dev/training:{TAG}"
+        )
+    train = steps["Train"]["Arguments"]
+    assert train["ResourceConfig"]["VolumeKmsKeyId"] == KMS
+    assert train["OutputDataConfig"]["KmsKeyId"] == KMS
+    assert train["OutputDataConfig"]["S3OutputPath"].startswith("s3://mlops-dev-artifacts-111111111111-eu-west-1/")
+    assert train["VpcConfig"] == {"Subnets": SUBNETS, "SecurityGroupIds": JOB_SG}
+    assert train["EnableNetworkIsolation"] is True
+    assert train["EnableInterContainerTrafficEncryption"] is True
+    assert train["HyperParameters"]["target"] == "rings"
+    assert train["HyperParameters"]["problem_type"] == "regression"
+
+
+def test_processing_entrypoints_run_the_ml_code_steps(dev: dict) -> None:
+    steps = _steps(dev)
+    entry = {
+        n: steps[n]["Arguments"]["AppSpecification"]["ContainerEntrypoint"]
+        for n in ("Preprocess", "Evaluate", "DataQualityBaseline")
+    }
+    assert entry["Preprocess"] == [
+        "python3",
+        "-m",
+        "ml_code.preprocess",
+        "--target",
+        "rings",
+        "--problem-type",
+        "regression",
+    ]
+    assert entry["Evaluate"] == ["python3", "-m", "ml_code.evaluate"]
+    assert entry["DataQualityBaseline"] == ["python3", "-m", "ml_code.baseline"]
+
+
+def test_jobs_retry_throttling_and_capacity_errors_and_cache(dev: dict) -> None:
+    for name in JOB_STEPS:
+        step = _steps(dev)[name]
+        kinds = {kind for policy in step["RetryPolicies"] for kind in policy["ExceptionType"]}
+        assert {
+            "Step.THROTTLING",
+            "Step.SERVICE_FAULT",
+            "SageMaker.CAPACITY_ERROR",
+            "SageMaker.RESOURCE_LIMIT",
+        } <= kinds, name
+        assert step["CacheConfig"] == {"Enabled": True, "ExpireAfter": "P30D"}, name
+
+
+def test_gate_compares_test_rmse_with_the_threshold_and_fails_with_a_reason(dev: dict) -> None:
+    (condition,) = _steps(dev)["QualityGate"]["Arguments"]["Conditions"]
+    assert condition["Type"] == "LessThanOrEqualTo"
+    assert condition["LeftValue"]["Std:JsonGet"]["Path"] == "regression_metrics.rmse.value"
+    assert condition["LeftValue"]["Std:JsonGet"]["PropertyFile"] == {
+        "Get": "Steps.Evaluate.PropertyFiles.EvaluationReport"
+    }
+    assert condition["RightValue"] == {"Get": "Parameters.MetricThreshold"}
+    message = json.dumps(_steps(dev)["QualityGateFailed"]["Arguments"]["ErrorMessage"])
+    assert "is not <= the threshold" in message and "Parameters.MetricThreshold" in message
+    (report,) = _steps(dev)["Evaluate"]["PropertyFiles"]
+    assert report == {"PropertyFileName": "EvaluationReport", "OutputName": "evaluation", "FilePath": "evaluation.json"}
+
+
+def test_registration_is_pending_approval_with_metrics_and_baselines(dev: dict) -> None:
+    register = next(s for s in _steps(dev).values() if s["Type"] == "RegisterModel")["Arguments"]
+    assert register["ModelPackageGroupName"] == "mlops-dev-models"
+    assert register["ModelApprovalStatus"] == {"Get": "Parameters.ModelApprovalStatus"}
+    metrics = json.dumps(register["ModelMetrics"])
+    assert "Steps.Evaluate.ProcessingOutputConfig.Outputs['evaluation']" in metrics and "evaluation.json" in metrics
+    assert "statistics.json" in metrics and "constraints.json" in metrics
+    container = register["InferenceSpecification"]["Containers"][0]
+    assert container["Image"] == f"111111111111.dkr.ecr.eu-west-1.amazonaws.com/mlops-dev/inference:{TAG}"
+    assert container["ModelDataUrl"] == {"Get": "Steps.Train.ModelArtifacts.S3ModelArtifacts"}
+    assert register["InferenceSpecification"]["SupportedContentTypes"] == ["text/csv", "application/json"]
+
+
+def test_classification_gates_on_auc_at_least_the_threshold(tmp_path: Path) -> None:
+    config = load_config(ROOT / "config" / "dev.yaml")
+    assert config.model_build is not None
+    pipeline = config.model_build.pipeline.model_copy(update={"problem_type": "binary", "metric_threshold": 0.8})
+    binary = config.model_copy(update={"model_build": config.model_build.model_copy(update={"pipeline": pipeline})})
+    (condition,) = _steps(definition_json(binary, TAG))["QualityGate"]["Arguments"]["Conditions"]
+    assert condition["Type"] == "GreaterThanOrEqualTo"
+    assert condition["LeftValue"]["Std:JsonGet"]["Path"] == "binary_classification_metrics.auc.value"
+
+
+def test_definitions_for_every_environment_are_written_and_deterministic(tmp_path: Path) -> None:
+    first = write_definitions(ROOT / "config", tmp_path / "a", TAG)
+    second = write_definitions(ROOT / "config", tmp_path / "b", TAG)
+    assert [p.name for p in first] == ["dev.json", "staging.json", "prod.json"]
+    for a, b in zip(first, second, strict=True):
+        assert a.read_bytes() == b.read_bytes()
+    prod = json.loads((tmp_path / "a" / "prod.json").read_text())
+    assert prod["Parameters"][5] == {"Name": "MetricThreshold", "Type": "Float", "DefaultValue": 2.8}
