@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import http.client
 import os
 import platform
 import re
@@ -22,41 +21,22 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from ml_code.serving.readiness import free_port, wait_for_ping  # noqa: E402
+
 VENV_BIN = Path(sys.executable).parent
 ROW = "M,0.455,0.365,0.095,0.514,0.2245,0.101,0.15"
 WORKERS = 2
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited: {proc.returncode}")
-        with contextlib.suppress(OSError):
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/ping")
-            if conn.getresponse().status == 200:
-                return
-        time.sleep(0.2)
-    raise TimeoutError("server never became healthy")
-
-
 @contextlib.contextmanager
 def _server(kind: str, model_dir: Path) -> Iterator[int]:
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "SM_MODEL_DIR": str(model_dir),
@@ -90,7 +70,7 @@ def _server(kind: str, model_dir: Path) -> Iterator[int]:
         ]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        _wait(port, proc)
+        wait_for_ping(port, proc)
         yield port
     finally:
         proc.terminate()

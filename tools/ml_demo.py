@@ -9,15 +9,14 @@ Everything runs as a user would run it: `python -m ml_code.local_run`, then
 from __future__ import annotations
 
 import argparse
-import contextlib
 import http.client
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from ml_code.serving.readiness import free_port, wait_for_ping
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "abalone.csv"
@@ -60,9 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         print(train.stderr, file=sys.stderr)
         return 1
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     print(f"\n== serving {args.output / 'model'} on 127.0.0.1:{port} (python -m ml_code.serve)")
     server = subprocess.Popen(
         [
@@ -83,17 +80,11 @@ def main(argv: list[str] | None = None) -> int:
         text=True,
     )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            with contextlib.suppress(OSError):
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-                conn.request("GET", "/ping")
-                if conn.getresponse().status == 200:
-                    break
-            if server.poll() is not None or time.monotonic() > deadline:
-                print(f"server did not start: {server.stderr.read() if server.stderr else ''}", file=sys.stderr)
-                return 1
-            time.sleep(0.2)
+        try:
+            wait_for_ping(port, server)
+        except (RuntimeError, TimeoutError) as exc:
+            print(f"server did not start: {exc}", file=sys.stderr)
+            return 1
         print("GET /ping -> 200")
         rows = [line.rsplit(",", 1) for line in SAMPLE.read_text().splitlines()[1:4]]
         csv_body = "\n".join(features for features, _ in rows)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_iam as iam
@@ -11,6 +10,14 @@ from constructs import Construct
 
 from ml_code.pipelines.settings import pipeline_role_name
 from stacks.config import EnvironmentConfig
+from stacks.sagemaker_access import (
+    data_statements,
+    pass_own_role_statement,
+    pull_images_statement,
+    sagemaker_arn,
+    sagemaker_logs_statement,
+    vpc_interface_statements,
+)
 
 # Describe calls a VPC job makes for its network interfaces; IAM has no resource-level permissions for them.
 EC2_DESCRIBE = [
@@ -20,6 +27,9 @@ EC2_DESCRIBE = [
     "ec2:DescribeSubnets",
     "ec2:DescribeSecurityGroups",
 ]
+
+
+JOB_LOG_ACTIONS = ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"]
 
 
 class PipelineExecution(Construct):
@@ -43,10 +53,9 @@ class PipelineExecution(Construct):
         repositories: list[ecr.IRepository],
     ) -> None:
         super().__init__(scope, id_)
-        stack = cdk.Stack.of(self)
 
         def sm(resource: str, name: str) -> str:
-            return stack.format_arn(service="sagemaker", resource=resource, resource_name=name)
+            return sagemaker_arn(self, resource, name)
 
         self.security_group = ec2.SecurityGroup(
             self,
@@ -98,26 +107,9 @@ class PipelineExecution(Construct):
                     ],
                     resources=[sm("model-package-group", group), sm("model-package", f"{group}/*")],
                 ),
-                iam.PolicyStatement(
-                    sid="PassOwnRoleToJobs",
-                    actions=["iam:PassRole"],
-                    resources=[self.role.role_arn],
-                    conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
-                ),
-                iam.PolicyStatement(
-                    sid="ReadData",
-                    actions=["s3:GetObject", "s3:ListBucket"],
-                    resources=[data_bucket_arn, f"{data_bucket_arn}/*"],
-                ),
-                iam.PolicyStatement(
-                    sid="ReadWriteArtifacts",
-                    actions=["s3:GetObject", "s3:PutObject", "s3:ListBucket"],
-                    resources=[artifacts_bucket_arn, f"{artifacts_bucket_arn}/*"],
-                ),
-                iam.PolicyStatement(
-                    sid="DataKey",
-                    actions=["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
-                    resources=[data_key.key_arn],
+                pass_own_role_statement(self.role),
+                *data_statements(
+                    data_bucket_arn=data_bucket_arn, artifacts_bucket_arn=artifacts_bucket_arn, data_key=data_key
                 ),
                 iam.PolicyStatement(
                     sid="DataKeyGrantsForJobVolumes",
@@ -125,28 +117,11 @@ class PipelineExecution(Construct):
                     resources=[data_key.key_arn],
                     conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
                 ),
-                iam.PolicyStatement(
-                    sid="PullImages",
-                    actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
-                    resources=[r.repository_arn for r in repositories],
-                ),
+                pull_images_statement(repositories),
                 iam.PolicyStatement(sid="RegistryToken", actions=["ecr:GetAuthorizationToken"], resources=["*"]),
-                iam.PolicyStatement(
-                    sid="JobLogs",
-                    actions=[
-                        "logs:CreateLogGroup",
-                        "logs:CreateLogStream",
-                        "logs:PutLogEvents",
-                        "logs:DescribeLogStreams",
-                    ],
-                    resources=[
-                        stack.format_arn(
-                            service="logs",
-                            resource="log-group",
-                            resource_name="/aws/sagemaker/*",
-                            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
-                        )
-                    ],
+                sagemaker_logs_statement(
+                    self,
+                    ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
                 ),
                 iam.PolicyStatement(
                     sid="JobMetrics",
@@ -154,19 +129,15 @@ class PipelineExecution(Construct):
                     resources=["*"],
                     conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
                 ),
-                iam.PolicyStatement(sid="VpcDescribe", actions=EC2_DESCRIBE, resources=["*"]),
-                iam.PolicyStatement(
-                    sid="VpcNetworkInterfaces",
+                *vpc_interface_statements(
+                    self,
+                    security_group_id=sg.security_group_id,
+                    describe=EC2_DESCRIBE,
                     actions=[
                         "ec2:CreateNetworkInterface",
                         "ec2:CreateNetworkInterfacePermission",
                         "ec2:DeleteNetworkInterface",
                         "ec2:DeleteNetworkInterfacePermission",
-                    ],
-                    resources=[
-                        stack.format_arn(service="ec2", resource="network-interface", resource_name="*"),
-                        stack.format_arn(service="ec2", resource="subnet", resource_name="*"),
-                        stack.format_arn(service="ec2", resource="security-group", resource_name=sg.security_group_id),
                     ],
                 ),
             ],

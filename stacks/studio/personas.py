@@ -17,6 +17,13 @@ from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from stacks.config import EnvironmentConfig, Persona
+from stacks.sagemaker_access import (
+    data_statements,
+    pass_own_role_statement,
+    pull_images_statement,
+    sagemaker_arn,
+    sagemaker_logs_statement,
+)
 
 # Read-only calls whose IAM actions support no resource-level permissions.
 LIST_ACTIONS = [
@@ -74,11 +81,10 @@ class PersonaRoles(Construct):
         inference_repository: ecr.IRepository,
     ) -> None:
         """Give each persona its rights, scoped to this environment and this domain."""
-        stack = cdk.Stack.of(self)
         config = self.config
 
         def arn(resource: str, name: str) -> str:
-            return stack.format_arn(service="sagemaker", resource=resource, resource_name=name)
+            return sagemaker_arn(self, resource, name)
 
         for persona, role in self.roles.items():
             statements = [
@@ -139,44 +145,12 @@ class PersonaRoles(Construct):
                         arn("model-package", f"{config.model_package_group_name}/*"),
                     ],
                 ),
-                iam.PolicyStatement(
-                    sid="PassOwnRoleToSageMakerJobs",
-                    actions=["iam:PassRole"],
-                    resources=[role.role_arn],
-                    conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+                pass_own_role_statement(role),
+                *data_statements(
+                    data_bucket_arn=data_bucket_arn, artifacts_bucket_arn=artifacts_bucket_arn, data_key=data_key
                 ),
-                iam.PolicyStatement(
-                    sid="ReadData",
-                    actions=["s3:GetObject", "s3:ListBucket"],
-                    resources=[data_bucket_arn, f"{data_bucket_arn}/*"],
-                ),
-                iam.PolicyStatement(
-                    sid="ReadWriteArtifacts",
-                    actions=["s3:GetObject", "s3:PutObject", "s3:ListBucket"],
-                    resources=[artifacts_bucket_arn, f"{artifacts_bucket_arn}/*"],
-                ),
-                iam.PolicyStatement(
-                    sid="UseTheDataKey",
-                    actions=["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
-                    resources=[data_key.key_arn],
-                ),
-                iam.PolicyStatement(
-                    sid="PullImages",
-                    actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
-                    resources=[training_repository.repository_arn, inference_repository.repository_arn],
-                ),
-                iam.PolicyStatement(
-                    sid="JobAndAppLogs",
-                    actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-                    resources=[
-                        stack.format_arn(
-                            service="logs",
-                            resource="log-group",
-                            resource_name="/aws/sagemaker/*",
-                            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
-                        )
-                    ],
-                ),
+                pull_images_statement([training_repository, inference_repository]),
+                sagemaker_logs_statement(self, ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"]),
             ]
             if persona is Persona.ML_ENGINEER:
                 statements += [

@@ -17,6 +17,7 @@ from constructs import Construct
 
 from stacks.config import EnvironmentConfig, RemovalPolicyName
 from stacks.platform_stack import log_retention
+from stacks.sagemaker_access import sagemaker_arn, vpc_interface_statements
 
 LAMBDAS = Path(__file__).resolve().parents[2] / "lambdas"
 RUNTIME = lambda_.Runtime.PYTHON_3_14
@@ -44,11 +45,10 @@ class DomainTeardown(Construct):
         logs_key: kms.IKey,
     ) -> None:
         super().__init__(scope, id_)
-        stack = cdk.Stack.of(self)
         destroy = config.retention.removal_policy is RemovalPolicyName.DESTROY
 
         def arn(resource: str, name: str) -> str:
-            return stack.format_arn(service="sagemaker", resource=resource, resource_name=name)
+            return sagemaker_arn(self, resource, name)
 
         domain_id = domain.attr_domain_id
         role = iam.Role(
@@ -146,25 +146,15 @@ class DomainTeardown(Construct):
                     actions=["kms:Decrypt", "kms:GenerateDataKey"],
                     resources=[data_key.key_arn],
                 ),
-                iam.PolicyStatement(
-                    sid="NetworkInterfacesDescribe",
-                    actions=["ec2:DescribeNetworkInterfaces"],
-                    resources=["*"],
-                ),
-                iam.PolicyStatement(
-                    sid="NetworkInterfacesInTheVpc",
+                *vpc_interface_statements(
+                    self,
+                    security_group_id=security_group.security_group_id,
+                    describe=["ec2:DescribeNetworkInterfaces"],
                     actions=[
                         "ec2:CreateNetworkInterface",
                         "ec2:DeleteNetworkInterface",
                         "ec2:AssignPrivateIpAddresses",
                         "ec2:UnassignPrivateIpAddresses",
-                    ],
-                    resources=[
-                        stack.format_arn(service="ec2", resource="network-interface", resource_name="*"),
-                        stack.format_arn(service="ec2", resource="subnet", resource_name="*"),
-                        stack.format_arn(
-                            service="ec2", resource="security-group", resource_name=security_group.security_group_id
-                        ),
                     ],
                 ),
             ],

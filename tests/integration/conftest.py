@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import http.client
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,28 +13,10 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
+from ml_code.serving.readiness import free_port, wait_for_ping
+
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "data" / "abalone.csv"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for_ping(port: int, proc: subprocess.Popen, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}: {proc.stderr.read() if proc.stderr else ''}")
-        with contextlib.suppress(OSError):
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/ping")
-            if conn.getresponse().status == 200:
-                return
-        time.sleep(0.2)
-    raise TimeoutError(f"server on port {port} never answered /ping")
 
 
 @pytest.fixture(scope="session")

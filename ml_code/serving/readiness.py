@@ -1,0 +1,37 @@
+"""Starting a model server as a separate process and waiting until it is ready (demo, benchmarks, tests)."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import socket
+import subprocess
+import time
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_ping(port: int, process: subprocess.Popen, timeout: float = 60.0) -> None:
+    """Return once GET /ping answers 200.
+
+    Raises:
+        RuntimeError: the server process exited first (with its stderr, when captured).
+        TimeoutError: no 200 within ``timeout`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            stderr = process.stderr.read() if process.stderr else ""
+            raise RuntimeError(f"server exited with {process.returncode}: {stderr}")
+        with contextlib.suppress(OSError):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/ping")
+            if conn.getresponse().status == 200:
+                return
+        time.sleep(0.2)
+    raise TimeoutError(f"server on port {port} never answered /ping with 200")
