@@ -29,7 +29,7 @@ help:
 
 install: $(VENV)/.installed $(SCAN_VENV)/.installed node_modules/.installed
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-tests.txt ml_code/requirements.txt ml_code/pipelines/requirements.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-tests.txt ml_code/requirements.txt ml_code/pipelines/requirements.txt lambdas/requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ml_code.environment import processing_root
+from ml_code.preprocess import combine_inputs
 from ml_code.schema import DataSchema, DataValidationError, load_dataset
 
 KLL_PARAMETERS = {"c": 0.64, "k": 2048.0}
@@ -162,12 +164,10 @@ def main(env: Mapping[str, str] | None = None) -> int:
     root = processing_root(env)
     train_dir = root / "train"
     try:
-        files = sorted(train_dir.glob("*.csv"))
-        if len(files) != 1:
-            raise DataValidationError(f"{train_dir}: expected exactly one CSV file, found {[f.name for f in files]}")
         if not (train_dir / "schema.json").is_file():
             raise DataValidationError(f"{train_dir}: schema.json is missing (the preprocess step writes it)")
-        write_baseline(files[0], DataSchema.read(train_dir / "schema.json"), root / "baseline")
+        train_file = combine_inputs(train_dir, Path(tempfile.mkdtemp(prefix="mlops-")) / "train.csv")
+        write_baseline(train_file, DataSchema.read(train_dir / "schema.json"), root / "baseline")
     except DataValidationError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ml_code.distributed import Cluster
 
 # Training jobs (https://docs.aws.amazon.com/sagemaker/latest/dg/your-algorithms-training-algo-running-container.html)
 SM_MODEL_DIR = "SM_MODEL_DIR"
@@ -45,6 +47,8 @@ class SageMakerEnvironment:
         channels: channel name -> local directory of its files.
         hyperparameters: decoded from hyperparameters.json (SageMaker passes every value as a string).
         num_cpus: CPUs available to the job.
+        cluster: the job's instances (one, unless TrainingInstanceCount > 1).
+        env: the variables it was read from (the leader's address, for local multi-instance runs).
     """
 
     model_dir: Path
@@ -52,6 +56,8 @@ class SageMakerEnvironment:
     channels: dict[str, Path]
     hyperparameters: dict[str, Any]
     num_cpus: int
+    cluster: Cluster = field(default_factory=lambda: Cluster(hosts=("algo-1",), current="algo-1"))
+    env: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> SageMakerEnvironment:
@@ -74,6 +80,8 @@ class SageMakerEnvironment:
             channels=channels,
             hyperparameters=_hyperparameters(env, config_dir),
             num_cpus=int(env.get(SM_NUM_CPUS, os.cpu_count() or 1)),
+            cluster=Cluster.from_env(env, config_dir),
+            env=dict(env),
         )
 
     def channel(self, name: str) -> Path:

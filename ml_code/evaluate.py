@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 from ml_code import metrics
 from ml_code.artifact import ArtifactError, ModelArtifact
 from ml_code.environment import processing_root
+from ml_code.preprocess import combine_inputs
 from ml_code.schema import DataValidationError, load_dataset
 
 
@@ -40,12 +42,8 @@ def evaluate(model_dir: Path, test_file: Path) -> dict[str, Any]:
 def main(env: Mapping[str, str] | None = None) -> int:
     root = processing_root(env)
     try:
-        tests = sorted((root / "test").glob("*.csv"))
-        if len(tests) != 1:
-            raise DataValidationError(
-                f"{root / 'test'}: expected exactly one CSV file, found {[t.name for t in tests]}"
-            )
-        report = evaluate(root / "model", tests[0])
+        test_file = combine_inputs(root / "test", Path(tempfile.mkdtemp(prefix="mlops-")) / "test.csv")
+        report = evaluate(root / "model", test_file)
     except (ArtifactError, DataValidationError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -33,23 +33,36 @@ class SplitResult:
 
 
 def combine_inputs(input_dir: Path, work_file: Path) -> Path:
-    """One CSV from every CSV in ``input_dir`` (a Processing input may hold several parts).
+    """One CSV from every CSV in ``input_dir``: a Processing input, or a split written by Spark as parts.
+
+    A single file is returned as it is (its own checks report it if it is empty). Among several,
+    parts without a data row (Spark writes one per empty partition) add nothing and are passed
+    over; every other part is validated and must share the first one's header.
 
     Raises:
-        DataValidationError: no CSV, or parts whose headers differ.
+        DataValidationError: no CSV, no data in any part, or parts whose headers differ.
     """
     files = sorted(input_dir.glob("*.csv")) if input_dir.is_dir() else []
     if not files:
         raise DataValidationError(f"{input_dir}: no CSV files found")
     if len(files) == 1:
         return files[0]
-    frames = [read_csv_strict(f) for f in files]
-    for f, frame in zip(files[1:], frames[1:], strict=True):
-        if list(frame.columns) != list(frames[0].columns):
-            raise DataValidationError(f"{f}: header {list(frame.columns)} differs from {files[0].name}'s")
+    parts = [(f, read_csv_strict(f)) for f in files if _has_data_row(f)]
+    if not parts:
+        raise DataValidationError(f"{input_dir}: none of its {len(files)} CSV files has a data row")
+    first_file, first = parts[0]
+    for f, frame in parts[1:]:
+        if list(frame.columns) != list(first.columns):
+            raise DataValidationError(f"{f}: header {list(frame.columns)} differs from {first_file.name}'s")
     work_file.parent.mkdir(parents=True, exist_ok=True)
-    pd.concat(frames).to_csv(work_file, index=False)
+    pd.concat([frame for _, frame in parts]).to_csv(work_file, index=False)
     return work_file
+
+
+def _has_data_row(path: Path) -> bool:
+    with path.open(encoding="utf-8-sig") as handle:
+        handle.readline()  # the header
+        return any(line.strip() for line in handle)
 
 
 def split_dataset(

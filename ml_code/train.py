@@ -15,6 +15,7 @@ import json
 import os
 import platform
 import sys
+import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -29,8 +30,10 @@ from sklearn.model_selection import ParameterSampler
 
 from ml_code import metrics
 from ml_code.artifact import ModelArtifact
-from ml_code.candidates import ENSEMBLE, FAMILIES, FAMILY_NAMES, Family, build_candidate
+from ml_code.candidates import ENSEMBLE, FAMILIES, FAMILY_NAMES, build_candidate
+from ml_code.distributed import ResultsCollector, leader_address, send_results
 from ml_code.environment import SageMakerEnvironment
+from ml_code.preprocess import combine_inputs
 from ml_code.schema import DataSchema, DataValidationError, ProblemType, load_dataset
 
 
@@ -83,36 +86,136 @@ class TrainingSettings:
 
 @dataclass
 class Trial:
-    """One fitted candidate and its validation scores."""
+    """One fitted candidate and its validation scores.
+
+    ``index`` is its place in the plan (the order a single instance fits in), ``host`` the
+    instance that fitted it.
+    """
 
     family: str
     params: dict[str, Any]
     scores: dict[str, float]
     fit_seconds: float
+    index: int = 0
+    host: str = "algo-1"
+
+
+@dataclass(frozen=True)
+class PlannedTrial:
+    index: int
+    family: str
+    params: dict[str, Any]
+    is_default: bool
 
 
 @dataclass
 class TrainingResult:
-    artifact: ModelArtifact
+    """What the step produced; a worker instance produces trials only (``artifact`` is None)."""
+
+    artifact: ModelArtifact | None
     trials: list[Trial]
-    winner: Trial
+    winner: Trial | None
     seconds: float
+    host: str = "algo-1"
 
 
 def _find_csv(directory: Path) -> Path:
-    files = sorted(directory.glob("*.csv"))
-    if len(files) != 1:
-        raise DataValidationError(f"{directory}: expected exactly one CSV file, found {[f.name for f in files]}")
-    return files[0]
+    # One CSV, or the parts a Spark preprocess step wrote (combined in a temp dir, not in the job's outputs).
+    return combine_inputs(directory, Path(tempfile.mkdtemp(prefix="mlops-")) / f"{directory.name}.csv")
 
 
 def _plain(params: dict[str, Any]) -> dict[str, Any]:
     return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in sorted(params.items())}
 
 
-def _trial_params(family: Family, settings: TrainingSettings) -> list[dict[str, Any]]:
-    sampled = ParameterSampler(family.space, n_iter=settings.max_trials - 1, random_state=settings.seed)
-    return [dict(family.defaults), *(_plain(p) for p in sampled)]
+def plan_trials(settings: TrainingSettings) -> list[PlannedTrial]:
+    """Every trial of the search, in order: per family, its defaults then seeded samples."""
+    planned: list[PlannedTrial] = []
+    for family in (f for f in FAMILIES if f.name in settings.families):
+        sampled = ParameterSampler(family.space, n_iter=settings.max_trials - 1, random_state=settings.seed)
+        for number, params in enumerate([dict(family.defaults), *(_plain(p) for p in sampled)]):
+            planned.append(PlannedTrial(len(planned), family.name, params, is_default=number == 0))
+    return planned
+
+
+def fit_trials(
+    schema: DataSchema,
+    train_x: pd.DataFrame,
+    train_y: np.ndarray,
+    valid_x: pd.DataFrame,
+    valid_y: np.ndarray,
+    planned: list[PlannedTrial],
+    settings: TrainingSettings,
+    n_jobs: int,
+    host: str = "algo-1",
+    log: Any = print,
+) -> list[Trial]:
+    """Fit ``planned`` in order and score each on validation.
+
+    Every family's default configuration is fitted even when the time budget is spent, so each
+    family is always represented; sampled configurations are skipped after the deadline.
+    """
+    deadline = time.monotonic() + settings.time_budget_seconds
+    trials: list[Trial] = []
+    skipped = 0
+    for plan in planned:
+        if not plan.is_default and time.monotonic() > deadline:
+            skipped += 1
+            continue
+        trial = _fit_one(schema, train_x, train_y, valid_x, valid_y, plan.family, plan.params, settings, n_jobs)
+        trial.index, trial.host = plan.index, host
+        trials.append(trial)
+    if skipped:
+        log(f"  {host}: time budget reached; {skipped} sampled trials skipped")
+    return trials
+
+
+def _fit_one(
+    schema: DataSchema,
+    train_x: pd.DataFrame,
+    train_y: np.ndarray,
+    valid_x: pd.DataFrame,
+    valid_y: np.ndarray,
+    family: str,
+    params: dict[str, Any],
+    settings: TrainingSettings,
+    n_jobs: int,
+) -> Trial:
+    start = time.monotonic()
+    pipeline = build_candidate(schema, family, params, settings.seed, n_jobs)
+    pipeline.fit(train_x, train_y)
+    proba = pipeline.predict_proba(valid_x) if schema.problem_type is not ProblemType.REGRESSION else None
+    scores = metrics.compute(schema.problem_type, valid_y, pipeline.predict(valid_x), proba)
+    return Trial(family, params, scores, round(time.monotonic() - start, 3))
+
+
+def blend_and_select(
+    schema: DataSchema,
+    train_x: pd.DataFrame,
+    train_y: np.ndarray,
+    valid_x: pd.DataFrame,
+    valid_y: np.ndarray,
+    trials: list[Trial],
+    settings: TrainingSettings,
+    n_jobs: int,
+) -> tuple[list[Trial], Trial]:
+    """Add the blend of each family's best configuration, then pick the winner.
+
+    With two or more families, the blend is scored on validation like any other candidate
+    and wins only if it scores best. Ties go to the earlier trial, in plan order.
+    """
+    trials = sorted(trials, key=lambda t: t.index)
+    rank = lambda t: metrics.selection_score(schema.problem_type, t.scores)  # noqa: E731
+    best_per_family: dict[str, Trial] = {}
+    for trial in trials:
+        if trial.family not in best_per_family or rank(trial) > rank(best_per_family[trial.family]):
+            best_per_family[trial.family] = trial
+    if len(best_per_family) >= 2:
+        members = {name: best_per_family[name].params for name in FAMILY_NAMES if name in best_per_family}
+        blend = _fit_one(schema, train_x, train_y, valid_x, valid_y, ENSEMBLE, members, settings, n_jobs)
+        blend.index = len(trials) and trials[-1].index + 1
+        trials.append(blend)
+    return trials, max(trials, key=rank)
 
 
 def fit_and_select(
@@ -125,39 +228,9 @@ def fit_and_select(
     n_jobs: int,
     log: Any = print,
 ) -> tuple[list[Trial], Trial]:
-    """Fit every family's trials within the budget, then their blend; return all trials and the winner.
-
-    Every family fits its default configuration even when the budget is spent, so each
-    family is always represented; sampled configurations stop at the deadline. With two
-    or more families, one more candidate averages each family's best configuration; it
-    is scored on validation like any other and wins only if it scores best.
-    """
-    deadline = time.monotonic() + settings.time_budget_seconds
-    trials: list[Trial] = []
-
-    def run(family: str, params: dict[str, Any]) -> Trial:
-        start = time.monotonic()
-        pipeline = build_candidate(schema, family, params, settings.seed, n_jobs)
-        pipeline.fit(train_x, train_y)
-        proba = pipeline.predict_proba(valid_x) if schema.problem_type is not ProblemType.REGRESSION else None
-        scores = metrics.compute(schema.problem_type, valid_y, pipeline.predict(valid_x), proba)
-        return Trial(family, params, scores, round(time.monotonic() - start, 3))
-
-    rank = lambda t: metrics.selection_score(schema.problem_type, t.scores)  # noqa: E731
-    for family in (f for f in FAMILIES if f.name in settings.families):
-        for number, params in enumerate(_trial_params(family, settings)):
-            if number > 0 and time.monotonic() > deadline:
-                log(f"  {family.name}: time budget reached after {number} trials")
-                break
-            trials.append(run(family.name, _plain(params)))
-    best_per_family: dict[str, Trial] = {}
-    for trial in trials:  # on a tie, the earlier trial stays best, as max() picks it
-        if trial.family not in best_per_family or rank(trial) > rank(best_per_family[trial.family]):
-            best_per_family[trial.family] = trial
-    if len(best_per_family) >= 2:
-        members = {name: best_per_family[name].params for name in FAMILY_NAMES if name in best_per_family}
-        trials.append(run(ENSEMBLE, members))
-    return trials, max(trials, key=rank)
+    """The whole search on one instance: every planned trial, then the blend and the winner."""
+    trials = fit_trials(schema, train_x, train_y, valid_x, valid_y, plan_trials(settings), settings, n_jobs, log=log)
+    return blend_and_select(schema, train_x, train_y, valid_x, valid_y, trials, settings, n_jobs)
 
 
 def train(env: SageMakerEnvironment, log: Any = print) -> TrainingResult:
@@ -181,10 +254,33 @@ def train(env: SageMakerEnvironment, log: Any = print) -> TrainingResult:
     train_y, valid_y = holder.encode_target(train_ds.target), holder.encode_target(valid_ds.target)
 
     metric, _ = metrics.SELECTION_METRIC[schema.problem_type]
-    log(f"training {len(train_y)} rows, validating on {len(valid_y)}; selecting by validation {metric}")
-    trials, winner = fit_and_select(
-        schema, train_ds.features, train_y, valid_ds.features, valid_y, settings, env.num_cpus, log
+    cluster = env.cluster
+    log(
+        f"training {len(train_y)} rows, validating on {len(valid_y)}; selecting by validation {metric}"
+        + (f"; instance {cluster.current} of {cluster.size}" if cluster.size > 1 else "")
     )
+    data = (schema, train_ds.features, train_y, valid_ds.features, valid_y)
+    mine = [p for p in plan_trials(settings) if p.index % cluster.size == cluster.rank]
+    address = leader_address(cluster, env.env)
+    # Workers may finish early: the leader listens before it starts fitting.
+    collector = ResultsCollector(address[1], set(cluster.hosts[1:])) if cluster.size > 1 and cluster.is_leader else None
+    if cluster.size > 1 and not cluster.is_leader:
+        try:
+            own = fit_trials(*data, mine, settings, env.num_cpus, host=cluster.current, log=log)
+        except Exception as exc:
+            send_results(address, cluster.current, {"error": str(exc)}, timeout=settings.time_budget_seconds + 600)
+            raise
+        send_results(
+            address, cluster.current, {"trials": [asdict(t) for t in own]}, timeout=settings.time_budget_seconds + 600
+        )
+        return TrainingResult(
+            artifact=None, trials=own, winner=None, seconds=time.monotonic() - start, host=cluster.current
+        )
+    trials = fit_trials(*data, mine, settings, env.num_cpus, host=cluster.current, log=log)
+    if collector is not None:
+        received = collector.wait(timeout=settings.time_budget_seconds + 3600)
+        trials += [Trial(**t) for host in sorted(received) for t in received[host]]
+    trials, winner = blend_and_select(*data, trials, settings, env.num_cpus)
     # Refit the winner on train + validation: the selection is done, the extra rows help the final model.
     final = build_candidate(schema, winner.family, winner.params, settings.seed, env.num_cpus)
     final.fit(pd.concat([train_ds.features, valid_ds.features]), np.concatenate([train_y, valid_y]))
@@ -197,6 +293,7 @@ def train(env: SageMakerEnvironment, log: Any = print) -> TrainingResult:
             "selection_metric": metric,
             "refit_on": "train+validation",
             "trials": len(trials),
+            "instances": cluster.size,
             "seed": settings.seed,
             "versions": {
                 "python": platform.python_version(),
@@ -209,11 +306,18 @@ def train(env: SageMakerEnvironment, log: Any = print) -> TrainingResult:
     env.output_data_dir.mkdir(parents=True, exist_ok=True)
     leaderboard = {"selection_metric": metric, "winner": asdict(winner), "trials": [asdict(t) for t in trials]}
     (env.output_data_dir / "leaderboard.json").write_text(json.dumps(leaderboard, indent=2) + "\n")
-    return TrainingResult(artifact=artifact, trials=trials, winner=winner, seconds=time.monotonic() - start)
+    return TrainingResult(
+        artifact=artifact, trials=trials, winner=winner, seconds=time.monotonic() - start, host=cluster.current
+    )
 
 
 def summarize(result: TrainingResult) -> str:
     """Candidates, their best validation score, the winner, and the time taken."""
+    if result.artifact is None or result.winner is None:
+        return (
+            f"instance {result.host}: fitted {len(result.trials)} trials for the leader in "
+            f"{result.seconds:.1f} s; the leader writes the model"
+        )
     metric = result.artifact.metadata["selection_metric"]
     lines = [f"candidates (best validation {metric} per family, of {len(result.trials)} trials):"]
     for name in (*FAMILY_NAMES, ENSEMBLE):

@@ -258,3 +258,16 @@ def test_serving_workers_from_sagemaker_variable(monkeypatch, value, expected) -
 def test_bad_worker_count_is_named(value: str) -> None:
     with pytest.raises(ValueError, match="SAGEMAKER_MODEL_SERVER_WORKERS"):
         serving_workers({"SAGEMAKER_MODEL_SERVER_WORKERS": value})
+
+
+def test_split_parts_are_combined_and_empty_parts_passed_over(tmp_path: Path) -> None:
+    frame = make_frame("regression")
+    write_csv(tmp_path / "parts" / "part-00000.csv", frame.iloc[:100])
+    (tmp_path / "parts" / "part-00001.csv").write_text("a,b,colour,y\n")  # an empty Spark partition
+    write_csv(tmp_path / "parts" / "part-00002.csv", frame.iloc[100:])
+    combined = preprocess.combine_inputs(tmp_path / "parts", tmp_path / "work" / "all.csv")
+    assert combined.read_text().count("\n") == len(frame) + 1
+    for part in (tmp_path / "parts").iterdir():
+        part.write_text("a,b,colour,y\n")
+    with pytest.raises(DataValidationError, match="none of its 3 CSV files has a data row"):
+        preprocess.combine_inputs(tmp_path / "parts", tmp_path / "work" / "all.csv")

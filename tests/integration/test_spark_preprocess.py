@@ -1,0 +1,103 @@
+"""The Spark preprocess step in Spark's local mode, and the training step on its multi-part output."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+from pyspark.sql import SparkSession
+
+from ml_code import train
+from ml_code.schema import DataSchema
+from ml_code.spark import preprocess as spark_preprocess
+from tests.datasets import make_frame, write_csv
+
+
+@pytest.fixture(scope="module")
+def spark():
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName("mlops-tests")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.shuffle.partitions", "2")
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
+
+
+def _args(data: Path, out: Path, problem: str = "regression", seed: int = 42) -> argparse.Namespace:
+    return argparse.Namespace(
+        input=str(data),
+        output=str(out),
+        target="y",
+        problem_type=problem,
+        validation_fraction=0.15,
+        test_fraction=0.15,
+        seed=seed,
+    )
+
+
+def _rows(directory: Path) -> list[str]:
+    return [line for part in sorted(directory.glob("part-*.csv")) for line in part.read_text().splitlines()[1:]]
+
+
+def test_splits_are_complete_disjoint_reproducible_and_described(spark, tmp_path: Path) -> None:
+    frame = make_frame("binary", rows=400)
+    data = write_csv(tmp_path / "in" / "data.csv", frame)
+    counts = spark_preprocess.run(spark, _args(data.parent, tmp_path / "a", "binary"))
+    again = spark_preprocess.run(spark, _args(data.parent, tmp_path / "b", "binary"))
+    assert counts == again and sum(counts.values()) == 400
+    splits = {name: set(_rows(tmp_path / "a" / name)) for name in spark_preprocess.SPLITS}
+    assert not (splits["train"] & splits["validation"]) and not (splits["train"] & splits["test"])
+    assert sorted(_rows(tmp_path / "a" / "train")) == sorted(_rows(tmp_path / "b" / "train"))
+    schema = DataSchema.read(tmp_path / "a" / "train" / "schema.json")
+    assert schema.feature_names == ["a", "b", "colour"]
+    assert [f.kind for f in schema.features] == ["numeric", "numeric", "categorical"]
+    assert schema.features[2].categories == ("blue", "green", "red")
+    assert schema.classes == ("no", "yes")
+
+
+@pytest.mark.parametrize(
+    ("mutate", "problem", "message"),
+    [
+        (lambda f: f.drop(columns=["y"]), "regression", "target column 'y' not found"),
+        (
+            lambda f: f.assign(b=["x", *list(f["b"].astype(str))[1:]]),
+            "regression",
+            "column 'b' is numeric but has 1 text values (first: 'x')",
+        ),
+        (lambda f: f.assign(colour=""), "regression", "column 'colour' has no values"),
+        (lambda f: f.assign(y="yes"), "binary", "has a single class 'yes'"),
+        (lambda f: f.assign(y=1.0), "regression", "target column 'y' is constant"),
+    ],
+)
+def test_bad_data_is_named(spark, tmp_path: Path, mutate, problem: str, message: str) -> None:
+    data = write_csv(tmp_path / "bad.csv", mutate(make_frame("regression", rows=60)))
+    with pytest.raises(spark_preprocess.DataError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        spark_preprocess.run(spark, _args(data, tmp_path / "out", problem))
+
+
+def test_training_reads_the_spark_parts(spark, tmp_path: Path) -> None:
+    data = write_csv(tmp_path / "in" / "data.csv", make_frame("regression", rows=300))
+    spark_preprocess.run(spark, _args(data, tmp_path / "splits"))
+    for name in ("train", "validation"):  # several parts per split, as a cluster writes them
+        assert len(list((tmp_path / "splits" / name).glob("part-*.csv"))) >= 1
+    code = train.main(
+        {
+            "SM_HPS": json.dumps(
+                {"target": "y", "problem_type": "regression", "max_trials": "1", "families": "linear"}
+            ),
+            "SM_ML_ROOT": str(tmp_path / "ml"),
+            "SM_CHANNEL_TRAIN": str(tmp_path / "splits" / "train"),
+            "SM_CHANNEL_VALIDATION": str(tmp_path / "splits" / "validation"),
+            "SM_MODEL_DIR": str(tmp_path / "model"),
+            "SM_OUTPUT_DATA_DIR": str(tmp_path / "output"),
+        }
+    )
+    assert code == 0
+    assert (tmp_path / "model" / "model.joblib").is_file()
