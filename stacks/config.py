@@ -191,6 +191,8 @@ class PipelineDefaults(_Strict):
     # Regression: the test RMSE must be at most this. Classification: AUC / weighted F1 at least this.
     metric_threshold: float = Field(default=3.0, gt=0)
     time_budget_seconds: int = Field(default=600, ge=10)
+    # Large data: preprocess with Spark (SageMaker's PySparkProcessor) on ProcessingInstanceCount instances.
+    spark_preprocessing: bool = False
 
 
 class ModelBuild(_Strict):

@@ -50,6 +50,8 @@ class PipelineSettings:
     metric_threshold: float = 3.0
     time_budget_seconds: int = 600
     cache_expiry: str = "P30D"
+    spark_preprocessing: bool = False
+    spark_code_uri: str = ""  # where the runner uploads ml_code/spark/preprocess.py before the upsert
 
 
 def get_pipeline(settings: PipelineSettings) -> Any:
@@ -130,18 +132,26 @@ def get_pipeline(settings: PipelineSettings) -> Any:
         )
 
     root = "/opt/ml/processing"
-    preprocess = ProcessingStep(
-        name="Preprocess",
-        step_args=processor("preprocess", "--target", settings.target, "--problem-type", settings.problem_type).run(
-            inputs=[ProcessingInput(source=input_data, destination=f"{root}/input/data")],
-            outputs=[
-                ProcessingOutput(output_name=s, source=f"{root}/output/{s}") for s in ("train", "validation", "test")
-            ],
-        ),
-        cache_config=cache,
-        retry_policies=retries,
-    )
-    splits = preprocess.properties.ProcessingOutputConfig.Outputs
+    if settings.spark_preprocessing:
+        preprocess, split_uri = _spark_preprocess(
+            settings, session, input_data, processing_type, processing_count, cache, retries
+        )
+    else:
+        preprocess = ProcessingStep(
+            name="Preprocess",
+            step_args=processor("preprocess", "--target", settings.target, "--problem-type", settings.problem_type).run(
+                inputs=[ProcessingInput(source=input_data, destination=f"{root}/input/data")],
+                outputs=[
+                    ProcessingOutput(output_name=s, source=f"{root}/output/{s}")
+                    for s in ("train", "validation", "test")
+                ],
+            ),
+            cache_config=cache,
+            retry_policies=retries,
+        )
+
+        def split_uri(name: str) -> Any:
+            return preprocess.properties.ProcessingOutputConfig.Outputs[name].S3Output.S3Uri
 
     estimator = Estimator(
         image_uri=settings.training_image,
@@ -168,12 +178,13 @@ def get_pipeline(settings: PipelineSettings) -> Any:
         name="Train",
         step_args=estimator.fit(
             inputs={
-                split: TrainingInput(s3_data=splits[split].S3Output.S3Uri, content_type="text/csv")
+                split: TrainingInput(s3_data=split_uri(split), content_type="text/csv")
                 for split in ("train", "validation")
             }
         ),
         cache_config=cache,
         retry_policies=retries,
+        depends_on=[preprocess.name],
     )
     model_data = train.properties.ModelArtifacts.S3ModelArtifacts
 
@@ -183,7 +194,7 @@ def get_pipeline(settings: PipelineSettings) -> Any:
         step_args=processor("evaluate").run(
             inputs=[
                 ProcessingInput(source=model_data, destination=f"{root}/model"),
-                ProcessingInput(source=splits["test"].S3Output.S3Uri, destination=f"{root}/test"),
+                ProcessingInput(source=split_uri("test"), destination=f"{root}/test"),
             ],
             outputs=[ProcessingOutput(output_name="evaluation", source=f"{root}/evaluation")],
         ),
@@ -194,11 +205,12 @@ def get_pipeline(settings: PipelineSettings) -> Any:
     baseline = ProcessingStep(
         name="DataQualityBaseline",
         step_args=processor("baseline").run(
-            inputs=[ProcessingInput(source=splits["train"].S3Output.S3Uri, destination=f"{root}/train")],
+            inputs=[ProcessingInput(source=split_uri("train"), destination=f"{root}/train")],
             outputs=[ProcessingOutput(output_name="baseline", source=f"{root}/baseline")],
         ),
         cache_config=cache,
         retry_policies=retries,
+        depends_on=[preprocess.name],
     )
 
     def output_file(step: Any, output: str, name: str) -> Any:
@@ -272,3 +284,77 @@ def get_pipeline(settings: PipelineSettings) -> Any:
         steps=[preprocess, train, evaluate, baseline, gate],
         sagemaker_session=session,
     )
+
+
+def _spark_preprocess(
+    settings: PipelineSettings,
+    session: Any,
+    input_data: Any,
+    instance_type: Any,
+    instance_count: Any,
+    cache: Any,
+    retries: list[Any],
+) -> tuple[Any, Any]:
+    """The Spark variant of Preprocess: SageMaker's Spark container runs ml_code/spark/preprocess.py.
+
+    Spark reads the input and writes the splits in S3 itself, so this job needs the network
+    (to S3, through the VPC's gateway endpoint): it runs in the private subnets, without
+    network isolation. Later steps read the splits from the prefix it writes.
+    """
+    from sagemaker.network import NetworkConfig
+    from sagemaker.spark.processing import PySparkProcessor
+    from sagemaker.workflow.execution_variables import ExecutionVariables
+    from sagemaker.workflow.functions import Join
+    from sagemaker.workflow.steps import ProcessingStep
+
+    if not settings.spark_code_uri.startswith("s3://"):
+        raise ValueError("spark_preprocessing needs spark_code_uri, the S3 URI the runner uploads the script to")
+    spark = PySparkProcessor(
+        framework_version="3.5",
+        role=settings.role_arn,
+        instance_type=instance_type,
+        instance_count=instance_count,
+        volume_kms_key=settings.kms_key,
+        output_kms_key=settings.kms_key,
+        network_config=NetworkConfig(
+            enable_network_isolation=False,
+            encrypt_inter_container_traffic=True,
+            subnets=settings.subnets,
+            security_group_ids=settings.security_group_ids,
+        ),
+        base_job_name=f"{settings.name}-spark-preprocess",
+        sagemaker_session=session,
+    )
+    output = Join(
+        on="/",
+        values=[
+            "s3:/",
+            settings.artifacts_bucket,
+            settings.name,
+            ExecutionVariables.PIPELINE_EXECUTION_ID,
+            "Preprocess",
+        ],
+    )
+    step = ProcessingStep(
+        name="Preprocess",
+        step_args=spark.run(
+            submit_app=settings.spark_code_uri,
+            arguments=[
+                "--input",
+                input_data,
+                "--output",
+                output,
+                "--target",
+                settings.target,
+                "--problem-type",
+                settings.problem_type,
+            ],
+        ),
+        cache_config=cache,
+        retry_policies=retries,
+    )
+
+    def split_uri(name: str) -> Any:
+        return Join(on="/", values=[output, name])
+
+    return step, split_uri

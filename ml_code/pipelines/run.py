@@ -23,9 +23,10 @@ from botocore.exceptions import ClientError
 
 from ml_code.pipelines.image_tag import image_tag
 from ml_code.pipelines.parameters import ParameterError, check_parameters
-from ml_code.pipelines.settings import default_parameters, settings_for
+from ml_code.pipelines.settings import default_parameters, settings_for, spark_code_key
 from stacks.config import ConfigError, EnvironmentConfig, load_config, load_environments
 
+SPARK_SCRIPT = Path(__file__).resolve().parents[1] / "spark" / "preprocess.py"
 REF = re.compile(r"^\{\{(ssm|ssm-list):(/[^}]+)\}\}$")
 TERMINAL = {"Succeeded", "Failed", "Stopped"}
 
@@ -140,12 +141,20 @@ def run(
     sagemaker: Any,
     ssm: Any,
     tag: str,
+    s3: Any = None,
     log: Callable[[str], None] = print,
     sleep: Callable[[float], None] = time.sleep,
 ) -> str | None:
     """Check, upsert, and optionally start and wait. Returns the execution ARN when started."""
     settings = settings_for(config, tag)
     parameters = check_parameters(default_parameters(settings), overrides)
+    if settings.spark_preprocessing:
+        # The definition refers to the script in S3; put it there before the pipeline can use it.
+        if s3 is None:
+            raise RunError("spark_preprocessing needs an S3 client to upload the Spark script")
+        key = spark_code_key(config, tag)
+        s3.put_object(Bucket=settings.artifacts_bucket, Key=key, Body=SPARK_SCRIPT.read_bytes())
+        log(f"uploaded {SPARK_SCRIPT.name} to s3://{settings.artifacts_bucket}/{key}")
     definition = resolve_references(
         definition_json(config, tag), lambda name: ssm.get_parameter(Name=name)["Parameter"]["Value"]
     )
@@ -212,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
             wait_for_end=args.wait,
             sagemaker=session.client("sagemaker"),
             ssm=session.client("ssm"),
+            s3=session.client("s3"),
             tag=tag,
         )
     except (ConfigError, ParameterError, RunError) as exc:

@@ -39,12 +39,13 @@ def settings_for(config: EnvironmentConfig, image_tag: str) -> PipelineSettings:
         raise ValueError(f"environment {config.name!r} has no model_build section")
     build = config.model_build.pipeline
     registry = f"{config.account}.dkr.ecr.{config.region}.amazonaws.com/{config.name_prefix}"
+    artifacts = f"{config.name_prefix}-artifacts-{config.account}-{config.region}"
     foundation = f"{config.ssm_prefix}/foundation"
     return PipelineSettings(
         name=config.build_pipeline_name,
         region=config.region,
         role_arn=f"arn:aws:iam::{config.account}:role/{pipeline_role_name(config)}",
-        artifacts_bucket=f"{config.name_prefix}-artifacts-{config.account}-{config.region}",
+        artifacts_bucket=artifacts,
         data_uri=f"s3://{config.name_prefix}-data-{config.account}-{config.region}/{build.input_data_key}",
         training_image=f"{registry}/training:{image_tag}",
         inference_image=f"{registry}/inference:{image_tag}",
@@ -60,7 +61,14 @@ def settings_for(config: EnvironmentConfig, image_tag: str) -> PipelineSettings:
         training_instance_count=build.training_instance_count,
         metric_threshold=build.metric_threshold,
         time_budget_seconds=build.time_budget_seconds,
+        spark_preprocessing=build.spark_preprocessing,
+        spark_code_uri=f"s3://{artifacts}/{spark_code_key(config, image_tag)}",
     )
+
+
+def spark_code_key(config: EnvironmentConfig, image_tag: str) -> str:
+    """Where CI uploads the Spark preprocess script: versioned by the same content hash as the images."""
+    return f"{config.build_pipeline_name}/code/{image_tag}/spark_preprocess.py"
 
 
 def default_parameters(settings: PipelineSettings) -> dict[str, Any]:

@@ -7,8 +7,9 @@ SageMaker runs it with PySparkProcessor (its Spark 3.5 container) as the ``submi
 It reads every CSV under ``--input`` (a header in each), checks what ``ml_code.preprocess``
 checks, and writes ``--output/{train,validation,test}/`` as CSV parts with a header, each
 with ``schema.json`` beside them, in the format of ``ml_code.schema.DataSchema``. The split is
-a seeded random split (not stratified). Only pyspark and the standard library are used: the
-Spark container does not carry this project's packages.
+a seeded random split (not stratified). Only pyspark and the standard library are used, and nothing
+newer than Python 3.9: the Spark container carries neither this project's packages nor a
+recent Python.
 """
 
 from __future__ import annotations
@@ -113,7 +114,8 @@ def split(df: DataFrame, *, validation_fraction: float, test_fraction: float, se
     """A seeded random split into train, validation and test."""
     train_fraction = 1.0 - validation_fraction - test_fraction
     parts = df.randomSplit([train_fraction, validation_fraction, test_fraction], seed=seed)
-    return dict(zip(SPLITS, parts, strict=True))
+    # zip's strict= is Python 3.10+, and the Spark image's Python may be older.
+    return dict(zip(SPLITS, parts))  # noqa: B905
 
 
 def write_text(spark: SparkSession, uri: str, text: str) -> None:

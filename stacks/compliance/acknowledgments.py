@@ -174,10 +174,12 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
         findings=(
             f"{_IAM5}[Resource::{_SAGEMAKER_ARN}:pipeline/{{prefix}}-model-build/execution/*]",
             f"{_IAM5}[Resource::arn:aws:ssm:{{region}}:{{account}}:parameter/{{prefix}}/*]",
+            f"{_IAM5}[Resource::arn:aws:s3:::{{prefix}}-artifacts-{{account}}-{{region}}/{{prefix}}-model-build/code/*]",
         ),
         reason=(
-            "The CI runner follows the executions it starts of its one pipeline (ids chosen by SageMaker) and "
-            "reads this environment's discovery parameters (the ids the definition refers to)."
+            "The CI runner follows the executions it starts of its one pipeline (ids chosen by SageMaker), "
+            "reads this environment's discovery parameters (the ids the definition refers to), and uploads "
+            "the Spark step's script under its pipeline's code prefix, one folder per content hash."
         ),
     ),
     Acknowledgment(

@@ -157,7 +157,7 @@ class BuildPipeline(Construct):
                     *_install("ml_code/pipelines/requirements.txt"),
                     "python -m ml_code.pipelines.run --config config/$ENVIRONMENT.yaml --start --wait",
                 ],
-                statements=upsert_and_run_statements(self, config, pipeline_role),
+                statements=upsert_and_run_statements(self, config, pipeline_role, artifacts_bucket_arn, data_key),
                 hours=8,
             ),
         }

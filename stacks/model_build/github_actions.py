@@ -5,6 +5,7 @@ from __future__ import annotations
 import aws_cdk as cdk
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from stacks.config import EnvironmentConfig
@@ -28,6 +29,8 @@ class GitHubActionsAccess(Construct):
         config: EnvironmentConfig,
         pipeline_role: iam.IRole,
         repositories: list[ecr.IRepository],
+        artifacts_bucket_arn: str,
+        data_key: kms.IKey,
     ) -> None:
         super().__init__(scope, id_)
         assert config.model_build is not None
@@ -56,5 +59,8 @@ class GitHubActionsAccess(Construct):
             "Policy",
             roles=[self.role],
             description=f"{config.name_prefix}: what the GitHub model-build workflow may do",
-            statements=[*push_image_statements(repositories), *upsert_and_run_statements(self, config, pipeline_role)],
+            statements=[
+                *push_image_statements(repositories),
+                *upsert_and_run_statements(self, config, pipeline_role, artifacts_bucket_arn, data_key),
+            ],
         )

@@ -5,18 +5,30 @@ from __future__ import annotations
 import aws_cdk as cdk
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from stacks.config import EnvironmentConfig
 
 
 def upsert_and_run_statements(
-    scope: Construct, config: EnvironmentConfig, pipeline_role: iam.IRole
+    scope: Construct,
+    config: EnvironmentConfig,
+    pipeline_role: iam.IRole,
+    artifacts_bucket_arn: str,
+    data_key: kms.IKey,
 ) -> list[iam.PolicyStatement]:
-    """Create/update this environment's SageMaker Pipeline, start it, follow it, read discovery parameters."""
+    """Create/update this environment's SageMaker Pipeline, start it, follow it, read discovery parameters,
+    and upload the code the pipeline's Spark step runs."""
     stack = cdk.Stack.of(scope)
     pipeline = stack.format_arn(service="sagemaker", resource="pipeline", resource_name=config.build_pipeline_name)
     return [
+        iam.PolicyStatement(
+            sid="UploadPipelineCode",
+            actions=["s3:PutObject"],
+            resources=[f"{artifacts_bucket_arn}/{config.build_pipeline_name}/code/*"],
+        ),
+        iam.PolicyStatement(sid="EncryptUploads", actions=["kms:GenerateDataKey"], resources=[data_key.key_arn]),
         iam.PolicyStatement(
             sid="UpsertAndRunTheBuildPipeline",
             actions=[

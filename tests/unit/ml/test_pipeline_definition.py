@@ -187,3 +187,45 @@ def test_definitions_for_every_environment_are_written_and_deterministic(tmp_pat
         assert a.read_bytes() == b.read_bytes()
     prod = json.loads((tmp_path / "a" / "prod.json").read_text())
     assert prod["Parameters"][5] == {"Name": "MetricThreshold", "Type": "Float", "DefaultValue": 2.8}
+
+
+# --- the Spark path (the multi-account example's prod turns it on) ------------------------------------
+
+
+@pytest.fixture(scope="module")
+def spark_prod() -> dict:
+    return definition_json(load_config(ROOT / "config" / "examples" / "multi-account" / "prod.yaml"), TAG)
+
+
+def test_spark_preprocess_runs_the_spark_script_from_s3_on_several_instances(spark_prod: dict) -> None:
+    args = _steps(spark_prod)["Preprocess"]["Arguments"]
+    app = args["AppSpecification"]
+    assert app["ImageUri"].endswith(".dkr.ecr.eu-central-1.amazonaws.com/sagemaker-spark-processing:3.5-cpu")
+    assert app["ContainerEntrypoint"] == ["smspark-submit", "/opt/ml/processing/input/code/spark_preprocess.py"]
+    (code,) = args["ProcessingInputs"]
+    assert code["S3Input"]["S3Uri"] == (
+        f"s3://mlops-prod-artifacts-444444444444-eu-central-1/mlops-prod-model-build/code/{TAG}/spark_preprocess.py"
+    )
+    assert app["ContainerArguments"][:2] == ["--input", {"Get": "Parameters.InputDataUri"}]
+    cluster = args["ProcessingResources"]["ClusterConfig"]
+    assert cluster["InstanceCount"] == {"Get": "Parameters.ProcessingInstanceCount"}
+    params = {p["Name"]: p.get("DefaultValue") for p in spark_prod["Parameters"]}
+    assert params["ProcessingInstanceCount"] == 2
+    # Spark reads and writes S3 itself: inside the VPC, encrypted, but not network-isolated.
+    assert args["NetworkConfig"]["EnableNetworkIsolation"] is False
+    assert args["NetworkConfig"]["VpcConfig"]["Subnets"] == [
+        "{{ssm-list:/mlops-prod/foundation/network/private-subnet-ids}}"
+    ]
+    assert (
+        args["ProcessingResources"]["ClusterConfig"]["VolumeKmsKeyId"]
+        == "{{ssm:/mlops-prod/foundation/kms/data-key-arn}}"
+    )
+
+
+def test_later_steps_read_the_splits_spark_wrote(spark_prod: dict) -> None:
+    steps = _steps(spark_prod)
+    assert steps["Train"]["DependsOn"] == ["Preprocess"]
+    assert steps["DataQualityBaseline"]["DependsOn"] == ["Preprocess"]
+    train_inputs = json.dumps(steps["Train"]["Arguments"]["InputDataConfig"])
+    assert '"Execution.PipelineExecutionId"}, "Preprocess"]}}, "train"]' in train_inputs
+    assert "Steps.Preprocess.ProcessingOutputConfig" not in train_inputs
