@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ml_code.serving.readiness import free_port, wait_for_ping  # noqa: E402
+from ml_code.serving.readiness import free_port, running_server, wait_for_ping  # noqa: E402
 
 VENV_BIN = Path(sys.executable).parent
 ROW = "M,0.455,0.365,0.095,0.514,0.2245,0.101,0.15"
@@ -36,38 +36,24 @@ WORKERS = 2
 
 @contextlib.contextmanager
 def _server(kind: str, model_dir: Path) -> Iterator[int]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "SM_MODEL_DIR": str(model_dir),
-        "SAGEMAKER_MODEL_SERVER_WORKERS": str(WORKERS),
-        "PYTHONPATH": str(ROOT),
-    }
     if kind == "ours":
-        cmd = [
-            sys.executable,
-            "-m",
-            "ml_code.serve",
-            "--model-dir",
-            str(model_dir),
-            "--port",
-            str(port),
-            "--host",
-            "127.0.0.1",
-        ]
-    else:
-        cmd = [
-            str(VENV_BIN / "gunicorn"),
-            "--workers",
-            str(WORKERS),
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--chdir",
-            str(ROOT / "bench"),
-            "--log-level",
-            "warning",
-            "byoc_baseline_server:app",
-        ]
+        with running_server(model_dir, workers=WORKERS) as (port, _):
+            yield port
+        return
+    port = free_port()
+    env = {**os.environ, "SM_MODEL_DIR": str(model_dir), "PYTHONPATH": str(ROOT)}
+    cmd = [
+        str(VENV_BIN / "gunicorn"),
+        "--workers",
+        str(WORKERS),
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--chdir",
+        str(ROOT / "bench"),
+        "--log-level",
+        "warning",
+        "byoc_baseline_server:app",
+    ]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for_ping(port, proc)

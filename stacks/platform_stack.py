@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import aws_cdk as cdk
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from stacks.config import LOG_RETENTION_DAYS, EnvironmentConfig
+from stacks.config import LOG_RETENTION_DAYS, EnvironmentConfig, RemovalPolicyName
 
 
 class PlatformStack(cdk.Stack):
@@ -45,6 +46,25 @@ def _kebab(name: str) -> str:
             out.append("-")
         out.append(char.lower())
     return "".join(out)
+
+
+def removal_policy(config: EnvironmentConfig) -> cdk.RemovalPolicy:
+    """What stack deletion does to stateful resources: config's ``retention.removal_policy``."""
+    destroy = config.retention.removal_policy is RemovalPolicyName.DESTROY
+    return cdk.RemovalPolicy.DESTROY if destroy else cdk.RemovalPolicy.RETAIN
+
+
+def encrypted_log_group(
+    scope: Construct, id_: str, *, config: EnvironmentConfig, key: kms.IKey, retention_days: int | None = None
+) -> logs.LogGroup:
+    """A log group encrypted with the logs key, kept for config's retention (or ``retention_days``)."""
+    return logs.LogGroup(
+        scope,
+        id_,
+        encryption_key=key,
+        retention=log_retention(retention_days or config.retention.log_retention_days),
+        removal_policy=removal_policy(config),
+    )
 
 
 def log_retention(days: int) -> logs.RetentionDays:

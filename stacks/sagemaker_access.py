@@ -17,6 +17,14 @@ def sagemaker_arn(scope: Construct, resource: str, name: str) -> str:
     return cdk.Stack.of(scope).format_arn(service="sagemaker", resource=resource, resource_name=name)
 
 
+def domain_arns(scope: Construct, domain_id: str) -> list[str]:
+    """A Studio domain and everything users create inside it: apps, spaces, user profiles."""
+    return [
+        sagemaker_arn(scope, "domain", domain_id),
+        *(sagemaker_arn(scope, kind, f"{domain_id}/*") for kind in ("app", "space", "user-profile")),
+    ]
+
+
 def data_statements(
     *, data_bucket_arn: str, artifacts_bucket_arn: str, data_key: kms.IKey
 ) -> list[iam.PolicyStatement]:

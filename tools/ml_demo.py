@@ -11,12 +11,11 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
-from ml_code.serving.readiness import free_port, wait_for_ping
+from ml_code.serving.readiness import running_server
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "abalone.csv"
@@ -27,6 +26,22 @@ def _post(port: int, body: str, content_type: str) -> tuple[int, str]:
     conn.request("POST", "/invocations", body=body.encode(), headers={"Content-Type": content_type})
     response = conn.getresponse()
     return response.status, response.read().decode().strip()
+
+
+def _exercise(port: int) -> None:
+    """The requests the demo sends, and what came back."""
+    print("GET /ping -> 200")
+    rows = [line.rsplit(",", 1) for line in SAMPLE.read_text().splitlines()[1:4]]
+    csv_body = "\n".join(features for features, _ in rows)
+    status, body = _post(port, csv_body, "text/csv")
+    print(f"POST text/csv, 3 rows -> {status}")
+    for (features, actual), predicted in zip(rows, body.splitlines(), strict=True):
+        print(f"   {features:<48} predicted rings {float(predicted):5.2f}  (actual {actual})")
+    instance = rows[0][0].split(",")
+    status, body = _post(port, json.dumps({"instances": [instance]}), "application/json")
+    print(f"POST application/json -> {status} {body}")
+    status, body = _post(port, "M,0.455,not-a-number,0.095,0.514,0.2245,0.101,0.15", "text/csv")
+    print(f"POST a bad row -> {status} {body}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,47 +74,14 @@ def main(argv: list[str] | None = None) -> int:
         print(train.stderr, file=sys.stderr)
         return 1
 
-    port = free_port()
-    print(f"\n== serving {args.output / 'model'} on 127.0.0.1:{port} (python -m ml_code.serve)")
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "ml_code.serve",
-            "--model-dir",
-            str(args.output / "model"),
-            "--port",
-            str(port),
-            "--host",
-            "127.0.0.1",
-        ],
-        cwd=ROOT,
-        env={**os.environ, "SAGEMAKER_MODEL_SERVER_WORKERS": "2"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    print(f"\n== serving {args.output / 'model'} (python -m ml_code.serve, 2 workers)")
     try:
-        try:
-            wait_for_ping(port, server)
-        except (RuntimeError, TimeoutError) as exc:
-            print(f"server did not start: {exc}", file=sys.stderr)
-            return 1
-        print("GET /ping -> 200")
-        rows = [line.rsplit(",", 1) for line in SAMPLE.read_text().splitlines()[1:4]]
-        csv_body = "\n".join(features for features, _ in rows)
-        status, body = _post(port, csv_body, "text/csv")
-        print(f"POST text/csv, 3 rows -> {status}")
-        for (features, actual), predicted in zip(rows, body.splitlines(), strict=True):
-            print(f"   {features:<48} predicted rings {float(predicted):5.2f}  (actual {actual})")
-        instance = rows[0][0].split(",")
-        status, body = _post(port, json.dumps({"instances": [instance]}), "application/json")
-        print(f"POST application/json -> {status} {body}")
-        status, body = _post(port, "M,0.455,not-a-number,0.095,0.514,0.2245,0.101,0.15", "text/csv")
-        print(f"POST a bad row -> {status} {body}")
-    finally:
-        server.terminate()
-        server.wait(timeout=15)
+        with running_server(args.output / "model", workers=2) as (port, _):
+            print(f"listening on 127.0.0.1:{port}")
+            _exercise(port)
+    except (RuntimeError, TimeoutError) as exc:
+        print(f"server did not start: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import os
 import socket
 import subprocess
+import sys
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 
 def free_port() -> int:
@@ -35,3 +39,36 @@ def wait_for_ping(port: int, process: subprocess.Popen, timeout: float = 60.0) -
                 return
         time.sleep(0.2)
     raise TimeoutError(f"server on port {port} never answered /ping with 200")
+
+
+@contextlib.contextmanager
+def running_server(model_dir: Path, *, workers: int = 2) -> Iterator[tuple[int, subprocess.Popen]]:
+    """``python -m ml_code.serve`` as a separate process on a free port, ready; stopped on exit."""
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ml_code.serve",
+            "--model-dir",
+            str(model_dir),
+            "--port",
+            str(port),
+            "--host",
+            "127.0.0.1",
+        ],
+        cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, "SAGEMAKER_MODEL_SERVER_WORKERS": str(workers)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for_ping(port, process)
+        yield port, process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()

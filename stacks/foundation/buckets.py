@@ -9,6 +9,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from stacks.config import EnvironmentConfig, RemovalPolicyName
+from stacks.platform_stack import removal_policy
 
 
 class PlatformBuckets(Construct):
@@ -33,7 +34,7 @@ class PlatformBuckets(Construct):
         super().__init__(scope, id_)
         retention = config.retention
         destroy = retention.removal_policy is RemovalPolicyName.DESTROY
-        removal = cdk.RemovalPolicy.DESTROY if destroy else cdk.RemovalPolicy.RETAIN
+        removal = removal_policy(config)
         auto_delete = destroy and retention.auto_delete_objects
         noncurrent = cdk.Duration.days(retention.noncurrent_version_expiration_days)
         multipart = cdk.Duration.days(retention.abort_incomplete_multipart_upload_days)

@@ -7,7 +7,8 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
-from stacks.config import EnvironmentConfig, RemovalPolicyName
+from stacks.config import EnvironmentConfig
+from stacks.platform_stack import removal_policy
 
 
 class PlatformKeys(Construct):
@@ -26,11 +27,7 @@ class PlatformKeys(Construct):
     def __init__(self, scope: Construct, id_: str, *, config: EnvironmentConfig) -> None:
         super().__init__(scope, id_)
         stack = cdk.Stack.of(self)
-        removal = (
-            cdk.RemovalPolicy.DESTROY
-            if config.retention.removal_policy is RemovalPolicyName.DESTROY
-            else cdk.RemovalPolicy.RETAIN
-        )
+        removal = removal_policy(config)
         window = cdk.Duration.days(config.retention.key_pending_window_days)
 
         self.data_key: kms.IKey = kms.Key(

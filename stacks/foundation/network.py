@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from stacks.config import CreatedNetwork, EnvironmentConfig, ImportedNetwork, RemovalPolicyName
-from stacks.platform_stack import log_retention
+from stacks.config import CreatedNetwork, EnvironmentConfig, ImportedNetwork
+from stacks.platform_stack import encrypted_log_group
 
 # Interface endpoints that SageMaker jobs, endpoints and Studio need when the subnets
 # have no route to the internet. S3 is a gateway endpoint (no hourly cost).
@@ -74,14 +72,8 @@ class PrivateNetwork(Construct):
             create_endpoints = net.create_endpoints
         self.subnets = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)
 
-        log_group = logs.LogGroup(
-            self,
-            "FlowLogs",
-            encryption_key=logs_key,
-            retention=log_retention(net.flow_log_retention_days),
-            removal_policy=cdk.RemovalPolicy.DESTROY
-            if config.retention.removal_policy is RemovalPolicyName.DESTROY
-            else cdk.RemovalPolicy.RETAIN,
+        log_group = encrypted_log_group(
+            self, "FlowLogs", config=config, key=logs_key, retention_days=net.flow_log_retention_days
         )
         ec2.FlowLog(
             self,

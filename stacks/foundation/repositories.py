@@ -9,6 +9,7 @@ from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from stacks.config import EnvironmentConfig, RemovalPolicyName
+from stacks.platform_stack import removal_policy
 
 
 class ImageRepositories(Construct):
@@ -32,7 +33,7 @@ class ImageRepositories(Construct):
                 image_tag_mutability=ecr.TagMutability.IMMUTABLE,
                 encryption=ecr.RepositoryEncryption.KMS,
                 encryption_key=key,
-                removal_policy=cdk.RemovalPolicy.DESTROY if destroy else cdk.RemovalPolicy.RETAIN,
+                removal_policy=removal_policy(config),
                 empty_on_delete=destroy and config.retention.auto_delete_objects,
                 lifecycle_rules=[
                     ecr.LifecycleRule(

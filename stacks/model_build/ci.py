@@ -10,13 +10,12 @@ from aws_cdk import aws_codepipeline_actions as actions
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from stacks.config import EnvironmentConfig, RemovalPolicyName
+from stacks.config import EnvironmentConfig
 from stacks.model_build.runner_permissions import push_image_statements, upsert_and_run_statements
-from stacks.platform_stack import log_retention
+from stacks.platform_stack import encrypted_log_group
 
 PYTHON = "3.11"
 
@@ -67,7 +66,6 @@ class BuildPipeline(Construct):
         source_config = config.model_build.source
         self.config = config
         self.data_key, self.logs_key = data_key, logs_key
-        self.destroy = config.retention.removal_policy is RemovalPolicyName.DESTROY
         stack = cdk.Stack.of(self)
         name = f"{config.name_prefix}-model-build"
         artifacts = s3.Bucket.from_bucket_attributes(
@@ -261,13 +259,7 @@ class BuildPipeline(Construct):
         hours: int = 1,
     ) -> codebuild.PipelineProject:
         config = self.config
-        log_group = logs.LogGroup(
-            self,
-            f"{name}Logs",
-            encryption_key=self.logs_key,
-            retention=log_retention(config.retention.log_retention_days),
-            removal_policy=cdk.RemovalPolicy.DESTROY if self.destroy else cdk.RemovalPolicy.RETAIN,
-        )
+        log_group = encrypted_log_group(self, f"{name}Logs", config=config, key=self.logs_key)
         role = self._immutable_role(
             f"{name}Project",
             "codebuild.amazonaws.com",

@@ -19,6 +19,7 @@ from constructs import Construct
 from stacks.config import EnvironmentConfig, Persona
 from stacks.sagemaker_access import (
     data_statements,
+    domain_arns,
     pass_own_role_statement,
     pull_images_statement,
     sagemaker_arn,
@@ -103,12 +104,7 @@ class PersonaRoles(Construct):
                         "sagemaker:DescribeUserProfile",
                         "sagemaker:AddTags",
                     ],
-                    resources=[
-                        arn("domain", domain_id),
-                        arn("app", f"{domain_id}/*"),
-                        arn("space", f"{domain_id}/*"),
-                        arn("user-profile", f"{domain_id}/*"),
-                    ],
+                    resources=domain_arns(self, domain_id),
                 ),
                 iam.PolicyStatement(
                     sid="ExperimentJobsInsideTheVpc",

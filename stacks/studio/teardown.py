@@ -9,15 +9,14 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from stacks.config import EnvironmentConfig, RemovalPolicyName
-from stacks.platform_stack import log_retention
-from stacks.sagemaker_access import sagemaker_arn, vpc_interface_statements
+from stacks.platform_stack import encrypted_log_group
+from stacks.sagemaker_access import domain_arns, sagemaker_arn, vpc_interface_statements
 
 LAMBDAS = Path(__file__).resolve().parents[2] / "lambdas"
 RUNTIME = lambda_.Runtime.PYTHON_3_14
@@ -73,13 +72,7 @@ class DomainTeardown(Construct):
             enforce_ssl=True,
             retention_period=cdk.Duration.days(14),
         )
-        log_group = logs.LogGroup(
-            self,
-            "Logs",
-            encryption_key=logs_key,
-            retention=log_retention(config.retention.log_retention_days),
-            removal_policy=cdk.RemovalPolicy.DESTROY if destroy else cdk.RemovalPolicy.RETAIN,
-        )
+        log_group = encrypted_log_group(self, "Logs", config=config, key=logs_key)
         powertools = lambda_.LayerVersion.from_layer_version_arn(
             self,
             "Powertools",
@@ -129,12 +122,7 @@ class DomainTeardown(Construct):
                         "sagemaker:DescribeDomain",
                         "sagemaker:DeleteDomain",
                     ],
-                    resources=[
-                        arn("domain", domain_id),
-                        arn("app", f"{domain_id}/*"),
-                        arn("space", f"{domain_id}/*"),
-                        arn("user-profile", f"{domain_id}/*"),
-                    ],
+                    resources=domain_arns(self, domain_id),
                 ),
                 iam.PolicyStatement(
                     sid="OwnLogs",

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,7 +11,7 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from ml_code.serving.readiness import free_port, wait_for_ping
+from ml_code.serving.readiness import free_port, running_server
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "data" / "abalone.csv"
@@ -49,39 +47,6 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     )
     assert result.returncode == 0, result.stderr
     return out, result.stdout
-
-
-@contextlib.contextmanager
-def running_server(model_dir: Path, workers: int = 2) -> Iterator[tuple[int, subprocess.Popen]]:
-    port = free_port()
-    env = {**os.environ, "SAGEMAKER_MODEL_SERVER_WORKERS": str(workers)}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "ml_code.serve",
-            "--model-dir",
-            str(model_dir),
-            "--port",
-            str(port),
-            "--host",
-            "127.0.0.1",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        wait_for_ping(port, proc)
-        yield port, proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 @pytest.fixture(scope="session")
