@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import ROOT, free_port, wait_for_ping
+from ml_code.serving.readiness import free_port, wait_for_ping
+from tests.integration.conftest import ROOT
 
 CONTAINERS = ROOT / "ml_code" / "containers"
 

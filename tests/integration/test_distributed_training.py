@@ -10,8 +10,9 @@ from pathlib import Path
 
 from ml_code import preprocess, train
 from ml_code.schema import ProblemType
+from ml_code.serving.readiness import free_port
 from tests.datasets import make_frame, write_csv
-from tests.integration.conftest import ROOT, free_port
+from tests.integration.conftest import ROOT
 
 HPS = {"target": "y", "problem_type": "regression", "max_trials": "3", "seed": "5", "time_budget_seconds": "120"}
 

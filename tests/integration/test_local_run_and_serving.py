@@ -168,7 +168,7 @@ def _children(pid: int) -> list[int]:
 
 
 def test_worker_count_comes_from_sagemaker_variable(trained_run) -> None:
-    from tests.integration.conftest import running_server
+    from ml_code.serving.readiness import running_server
 
     with running_server(trained_run[0] / "model", workers=3) as (port, proc):
         # uvicorn spawns its workers with multiprocessing; its resource tracker is not a worker.
