@@ -55,6 +55,7 @@ pipeline-definition: install
 test: install synth
 	$(MAKE) --no-print-directory pipeline-definition
 	$(PY) -m ruff check .
+	$(PY) -m mypy
 	$(PY) -m pytest
 	$(MAKE) --no-print-directory scan
 

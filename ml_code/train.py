@@ -250,7 +250,7 @@ def train(env: SageMakerEnvironment, log: Any = print) -> TrainingResult:
         _find_csv(valid_dir), target=settings.target, problem_type=settings.problem_type, schema=train_ds.schema
     )
     schema = train_ds.schema
-    holder = ModelArtifact(pipeline=None, schema=schema)  # type: ignore[arg-type]
+    holder = ModelArtifact(pipeline=None, schema=schema)
     train_y, valid_y = holder.encode_target(train_ds.target), holder.encode_target(valid_ds.target)
 
     metric, _ = metrics.SELECTION_METRIC[schema.problem_type]
@@ -313,21 +313,22 @@ def train(env: SageMakerEnvironment, log: Any = print) -> TrainingResult:
 
 def summarize(result: TrainingResult) -> str:
     """Candidates, their best validation score, the winner, and the time taken."""
-    if result.artifact is None or result.winner is None:
+    artifact, winner = result.artifact, result.winner
+    if artifact is None or winner is None:
         return (
             f"instance {result.host}: fitted {len(result.trials)} trials for the leader in "
             f"{result.seconds:.1f} s; the leader writes the model"
         )
-    metric = result.artifact.metadata["selection_metric"]
+    metric = artifact.metadata["selection_metric"]
     lines = [f"candidates (best validation {metric} per family, of {len(result.trials)} trials):"]
     for name in (*FAMILY_NAMES, ENSEMBLE):
         family_trials = [t for t in result.trials if t.family == name]
         if not family_trials:
             continue
-        best = max(family_trials, key=lambda t: metrics.selection_score(result.artifact.schema.problem_type, t.scores))
+        best = max(family_trials, key=lambda t: metrics.selection_score(artifact.schema.problem_type, t.scores))
         score = best.scores.get(metric, best.scores.get("accuracy"))
         lines.append(f"  {name:<12} {metric} {score:.4f}  ({len(family_trials)} trials)")
-    lines.append(f"winner: {result.winner.family} {json.dumps(result.winner.params, sort_keys=True)}")
+    lines.append(f"winner: {winner.family} {json.dumps(winner.params, sort_keys=True)}")
     lines.append(f"training took {result.seconds:.1f} s")
     return "\n".join(lines)
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import aws_cdk as cdk
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
@@ -34,7 +32,7 @@ class PlatformStack(cdk.Stack):
             cdk.Tags.of(self).add(key, value)
 
     @property
-    def availability_zones(self) -> Sequence[str]:
+    def availability_zones(self) -> list[str]:
         """The zones named in config (overrides CDK's context lookup)."""
         return self._zones
 

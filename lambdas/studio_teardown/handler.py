@@ -56,11 +56,12 @@ def handle(
 ) -> str:
     """Process one custom-resource event and answer CloudFormation. Returns the status sent."""
     request_type = event.get("RequestType")
-    model = {
+    models: dict[str, type[BaseModel]] = {
         "Create": CloudFormationCustomResourceCreateModel,
         "Update": CloudFormationCustomResourceUpdateModel,
         "Delete": CloudFormationCustomResourceDeleteModel,
-    }.get(str(request_type))
+    }
+    model = models.get(str(request_type))
     physical_id = event.get("PhysicalResourceId") or f"studio-teardown-{event.get('LogicalResourceId', 'unknown')}"
     try:
         if model is None:

@@ -59,7 +59,7 @@ class Teardown:
         delay = 1.0
         for attempt in range(1, self.max_attempts + 1):
             try:
-                return getattr(self.client, operation)(**params)  # type: ignore[no-any-return]
+                return getattr(self.client, operation)(**params)
             except ClientError as exc:
                 code = exc.response.get("Error", {}).get("Code", "")
                 if code not in THROTTLING_CODES or attempt == self.max_attempts:

@@ -90,11 +90,14 @@ def get_pipeline(settings: PipelineSettings) -> Any:
     threshold = ParameterFloat("MetricThreshold", default_value=settings.metric_threshold)
     approval = ParameterString("ModelApprovalStatus", default_value="PendingManualApproval")
 
+    # The SDK types these as lists of str-or-PipelineVariable; ours are plain strings.
+    subnets: list[Any] = list(settings.subnets)
+    security_groups: list[Any] = list(settings.security_group_ids)
     network = NetworkConfig(
         enable_network_isolation=True,
         encrypt_inter_container_traffic=True,
-        subnets=settings.subnets,
-        security_group_ids=settings.security_group_ids,
+        subnets=subnets,
+        security_group_ids=security_groups,
     )
     cache = CacheConfig(enable_caching=True, expire_after=settings.cache_expiry)
     service_retry = StepRetryPolicy(
@@ -160,8 +163,8 @@ def get_pipeline(settings: PipelineSettings) -> Any:
         instance_count=training_count,
         volume_kms_key=settings.kms_key,
         output_kms_key=settings.kms_key,
-        subnets=settings.subnets,
-        security_group_ids=settings.security_group_ids,
+        subnets=subnets,
+        security_group_ids=security_groups,
         enable_network_isolation=True,
         encrypt_inter_container_traffic=True,
         output_path=f"s3://{settings.artifacts_bucket}/{settings.name}/models",
@@ -232,7 +235,7 @@ def get_pipeline(settings: PipelineSettings) -> Any:
         image_uri=settings.inference_image,
         model_data=model_data,
         role=settings.role_arn,
-        vpc_config={"Subnets": settings.subnets, "SecurityGroupIds": settings.security_group_ids},
+        vpc_config={"Subnets": subnets, "SecurityGroupIds": security_groups},
         enable_network_isolation=True,
         sagemaker_session=session,
     )
@@ -252,7 +255,7 @@ def get_pipeline(settings: PipelineSettings) -> Any:
     )
 
     json_path, direction = METRIC_GATE[settings.problem_type]
-    metric = JsonGet(step_name=evaluate.name, property_file=report, json_path=json_path)
+    metric: Any = JsonGet(step_name=evaluate.name, property_file=report, json_path=json_path)
     passes = (ConditionLessThanOrEqualTo if direction == "<=" else ConditionGreaterThanOrEqualTo)(
         left=metric, right=threshold
     )
@@ -319,8 +322,8 @@ def _spark_preprocess(
         network_config=NetworkConfig(
             enable_network_isolation=False,
             encrypt_inter_container_traffic=True,
-            subnets=settings.subnets,
-            security_group_ids=settings.security_group_ids,
+            subnets=list[Any](settings.subnets),
+            security_group_ids=list[Any](settings.security_group_ids),
         ),
         base_job_name=f"{settings.name}-spark-preprocess",
         sagemaker_session=session,

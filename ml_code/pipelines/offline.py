@@ -41,5 +41,5 @@ def offline_session(region: str, default_bucket: str) -> Any:
     )
     session = PipelineSession(boto_session=boto_session)
     # Setting the bucket this way skips the SDK's S3 call that checks or creates it.
-    session._default_bucket = default_bucket
+    setattr(session, "_default_bucket", default_bucket)  # noqa: B010 - a private attribute, on purpose
     return session

@@ -39,7 +39,7 @@ def definition_json(config: EnvironmentConfig, tag: str) -> dict[str, Any]:
     """The environment's pipeline definition, offline, with discovery references unresolved."""
     from ml_code.pipelines.definition import get_pipeline
 
-    return json.loads(get_pipeline(settings_for(config, tag)).definition())  # type: ignore[no-any-return]
+    return json.loads(get_pipeline(settings_for(config, tag)).definition())
 
 
 def resolve_references(document: Any, get_parameter: Callable[[str], str]) -> Any:

@@ -120,9 +120,10 @@ def split(df: DataFrame, *, validation_fraction: float, test_fraction: float, se
 
 def write_text(spark: SparkSession, uri: str, text: str) -> None:
     """Write one small file through Hadoop's file system API (local paths and s3:// alike)."""
-    jvm = spark.sparkContext._jvm  # type: ignore[attr-defined]
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None, "no JVM behind the Spark context"
     path = jvm.org.apache.hadoop.fs.Path(uri)
-    stream = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).create(path, True)  # type: ignore[attr-defined]
+    stream = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).create(path, True)
     try:
         stream.write(bytearray(text.encode("utf-8")))
     finally:

@@ -114,5 +114,5 @@ class StudioDomain(Construct):
                     execution_role=roles[user.persona].role_arn,
                     security_groups=[sg.security_group_id],
                 ),
-                tags=[{"key": "persona", "value": user.persona.value}],  # type: ignore[list-item]
+                tags=[{"key": "persona", "value": user.persona.value}],
             )
