@@ -87,15 +87,20 @@ class ModelArtifact:
         return [float(v) for v in encoded]
 
     def encode_target(self, target: pd.Series) -> np.ndarray:
-        """Target values as the estimator is trained on them.
+        """Target values as the estimator is trained on them (see ``encode_target``)."""
+        return encode_target(self.schema, target)
 
-        Raises:
-            ArtifactError: a label the model was not trained on.
-        """
-        if not self.is_classifier:
-            return target.to_numpy(dtype=float)
-        index = {label: i for i, label in enumerate(self.schema.classes)}
-        unknown = sorted(set(target.astype(str)) - set(index))
-        if unknown:
-            raise ArtifactError(f"target labels {unknown} were not seen in training (known: {list(index)})")
-        return target.astype(str).map(index).to_numpy(dtype=int)
+
+def encode_target(schema: DataSchema, target: pd.Series) -> np.ndarray:
+    """Floats for regression; class indexes into ``schema.classes`` for classification.
+
+    Raises:
+        ArtifactError: a label the model was not trained on.
+    """
+    if schema.problem_type is ProblemType.REGRESSION:
+        return target.to_numpy(dtype=float)
+    index = {label: i for i, label in enumerate(schema.classes)}
+    unknown = sorted(set(target.astype(str)) - set(index))
+    if unknown:
+        raise ArtifactError(f"target labels {unknown} were not seen in training (known: {list(index)})")
+    return target.astype(str).map(index).to_numpy(dtype=int)

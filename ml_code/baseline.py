@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import math
 import sys
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -166,7 +165,7 @@ def main(env: Mapping[str, str] | None = None) -> int:
     try:
         if not (train_dir / "schema.json").is_file():
             raise DataValidationError(f"{train_dir}: schema.json is missing (the preprocess step writes it)")
-        train_file = combine_inputs(train_dir, Path(tempfile.mkdtemp(prefix="mlops-")) / "train.csv")
+        train_file = combine_inputs(train_dir)
         write_baseline(train_file, DataSchema.read(train_dir / "schema.json"), root / "baseline")
     except DataValidationError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import sys
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -42,7 +41,7 @@ def evaluate(model_dir: Path, test_file: Path) -> dict[str, Any]:
 def main(env: Mapping[str, str] | None = None) -> int:
     root = processing_root(env)
     try:
-        test_file = combine_inputs(root / "test", Path(tempfile.mkdtemp(prefix="mlops-")) / "test.csv")
+        test_file = combine_inputs(root / "test")
         report = evaluate(root / "model", test_file)
     except (ArtifactError, DataValidationError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,12 +33,13 @@ class SplitResult:
     rows: dict[str, int]
 
 
-def combine_inputs(input_dir: Path, work_file: Path) -> Path:
+def combine_inputs(input_dir: Path, work_file: Path | None = None) -> Path:
     """One CSV from every CSV in ``input_dir``: a Processing input, or a split written by Spark as parts.
 
     A single file is returned as it is (its own checks report it if it is empty). Among several,
     parts without a data row (Spark writes one per empty partition) add nothing and are passed
-    over; every other part is validated and must share the first one's header.
+    over; every other part is validated and must share the first one's header. The combined
+    file goes to ``work_file``, or to a new temporary directory.
 
     Raises:
         DataValidationError: no CSV, no data in any part, or parts whose headers differ.
@@ -54,6 +56,8 @@ def combine_inputs(input_dir: Path, work_file: Path) -> Path:
     for f, frame in parts[1:]:
         if list(frame.columns) != list(first.columns):
             raise DataValidationError(f"{f}: header {list(frame.columns)} differs from {first_file.name}'s")
+    if work_file is None:
+        work_file = Path(tempfile.mkdtemp(prefix="mlops-")) / f"{input_dir.name}.csv"
     work_file.parent.mkdir(parents=True, exist_ok=True)
     pd.concat([frame for _, frame in parts]).to_csv(work_file, index=False)
     return work_file

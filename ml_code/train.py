@@ -15,7 +15,6 @@ import json
 import os
 import platform
 import sys
-import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -29,7 +28,7 @@ import xgboost
 from sklearn.model_selection import ParameterSampler
 
 from ml_code import metrics
-from ml_code.artifact import ModelArtifact
+from ml_code.artifact import ModelArtifact, encode_target
 from ml_code.candidates import ENSEMBLE, FAMILIES, FAMILY_NAMES, build_candidate
 from ml_code.distributed import ResultsCollector, leader_address, send_results
 from ml_code.environment import SageMakerEnvironment
@@ -121,7 +120,7 @@ class TrainingResult:
 
 def _find_csv(directory: Path) -> Path:
     # One CSV, or the parts a Spark preprocess step wrote (combined in a temp dir, not in the job's outputs).
-    return combine_inputs(directory, Path(tempfile.mkdtemp(prefix="mlops-")) / f"{directory.name}.csv")
+    return combine_inputs(directory)
 
 
 def _plain(params: dict[str, Any]) -> dict[str, Any]:
@@ -213,7 +212,7 @@ def blend_and_select(
     if len(best_per_family) >= 2:
         members = {name: best_per_family[name].params for name in FAMILY_NAMES if name in best_per_family}
         blend = _fit_one(schema, train_x, train_y, valid_x, valid_y, ENSEMBLE, members, settings, n_jobs)
-        blend.index = len(trials) and trials[-1].index + 1
+        blend.index = trials[-1].index + 1
         trials.append(blend)
     return trials, max(trials, key=rank)
 
@@ -250,8 +249,7 @@ def train(env: SageMakerEnvironment, log: Any = print) -> TrainingResult:
         _find_csv(valid_dir), target=settings.target, problem_type=settings.problem_type, schema=train_ds.schema
     )
     schema = train_ds.schema
-    holder = ModelArtifact(pipeline=None, schema=schema)
-    train_y, valid_y = holder.encode_target(train_ds.target), holder.encode_target(valid_ds.target)
+    train_y, valid_y = encode_target(schema, train_ds.target), encode_target(schema, valid_ds.target)
 
     metric, _ = metrics.SELECTION_METRIC[schema.problem_type]
     cluster = env.cluster

@@ -7,7 +7,6 @@ harmless: the teardown looks at what is left each time.
 
 from __future__ import annotations
 
-import os
 import time
 from functools import cache
 from typing import Any, Literal
@@ -98,6 +97,5 @@ def handle(
 
 @logger.inject_lambda_context(log_event=False)
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, str]:
-    os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "studio-teardown")
     status = handle(event, context.get_remaining_time_in_millis() / 1000, sagemaker_client())
     return {"status": status}

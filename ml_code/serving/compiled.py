@@ -13,7 +13,6 @@ included, whose own in-place prediction is already fast) are called through thei
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -182,8 +181,3 @@ class CompiledModel:
         if self.classes is None:
             return out
         return self.classes[np.argmax(out, axis=1)]
-
-
-def finite_or_none(value: float) -> float | None:
-    """JSON has no NaN or infinity."""
-    return value if math.isfinite(value) else None

@@ -3,8 +3,7 @@
 An entry names exact findings on exact resources: each path (relative to its stack,
 down to the CloudFormation resource the pack reports) is paired with each rule id,
 and the pair is acknowledged with the entry's reason. Nothing is acknowledged by
-rule prefix or for a whole stack; a ``*`` inside one path segment matches numbered
-siblings (one subnet per zone), never a subtree.
+rule prefix, by path pattern, or for a whole stack.
 
 A path that does not exist in an environment (the dev-only auto-delete handler, the
 endpoints an imported VPC may already have) is skipped there. A test checks that
@@ -25,7 +24,6 @@ is never told to skip a check globally.
 
 from __future__ import annotations
 
-import fnmatch
 from dataclasses import dataclass
 
 import aws_cdk as cdk
@@ -268,17 +266,19 @@ def apply_acknowledgments(stage: cdk.Stage, placeholders: dict[str, str]) -> set
         if stack is None:
             continue
         for path in ack.paths:
-            for target in _find(stack, path):
-                for finding in ack.findings:
-                    if finding.startswith(CHECKOV):
-                        if not isinstance(target, cdk.CfnResource):
-                            raise TypeError(f"{ack.stack}/{path}: checkov skips go on a CloudFormation resource")
-                        entry = checkov_skips.setdefault(target.node.path, (target, []))
-                        entry[1].append({"id": finding.removeprefix(CHECKOV), "comment": ack.reason})
-                    else:
-                        exact = finding.format(**placeholders)
-                        cdk.Validations.of(target).acknowledge(cdk.Acknowledgment(id=exact, reason=ack.reason))
-                    used.add((index, path, finding))
+            target = _find(stack, path)
+            if target is None:
+                continue
+            for finding in ack.findings:
+                if finding.startswith(CHECKOV):
+                    if not isinstance(target, cdk.CfnResource):
+                        raise TypeError(f"{ack.stack}/{path}: checkov skips go on a CloudFormation resource")
+                    entry = checkov_skips.setdefault(target.node.path, (target, []))
+                    entry[1].append({"id": finding.removeprefix(CHECKOV), "comment": ack.reason})
+                else:
+                    exact = finding.format(**placeholders)
+                    cdk.Validations.of(target).acknowledge(cdk.Acknowledgment(id=exact, reason=ack.reason))
+                used.add((index, path, finding))
     for resource, skips in checkov_skips.values():
         resource.add_metadata("checkov", {"skip": skips})
     return used
@@ -294,12 +294,9 @@ def all_pairs() -> set[tuple[int, str, str]]:
     }
 
 
-def _find(root: IConstruct, path: str) -> list[IConstruct]:
-    """Constructs at ``path`` below ``root``; a segment may hold ``*`` (fnmatch within that segment)."""
-    level = [root]
+def _find(root: IConstruct, path: str) -> IConstruct | None:
+    """The construct at ``path`` below ``root``, or None where this environment has none."""
+    node: IConstruct | None = root
     for part in path.split("/"):
-        if "*" in part:
-            level = [c for node in level for c in node.node.children if fnmatch.fnmatchcase(c.node.id, part)]
-        else:
-            level = [c for node in level if (c := node.node.try_find_child(part)) is not None]
-    return sorted(level, key=lambda c: c.node.path)
+        node = node.node.try_find_child(part) if node is not None else None
+    return node
