@@ -29,7 +29,7 @@ help:
 
 install: $(VENV)/.installed $(SCAN_VENV)/.installed node_modules/.installed
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-tests.txt ml_code/requirements.txt ml_code/pipelines/requirements.txt lambdas/requirements.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-tests.txt ml_code/requirements.txt pipelines/requirements.txt lambdas/requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
@@ -50,7 +50,7 @@ synth: install
 
 # The SageMaker SDK builds the definitions with no network: no credentials, no S3, no telemetry.
 pipeline-definition: install
-	$(PY) -m ml_code.pipelines.run --config-dir $(CONFIG_DIR) --definitions-out cdk.out/pipelines
+	$(PY) -m pipelines.run --config-dir $(CONFIG_DIR) --definitions-out cdk.out/pipelines
 
 test: install synth
 	$(MAKE) --no-print-directory pipeline-definition

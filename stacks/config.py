@@ -159,7 +159,7 @@ class ModelBuildSource(_Strict):
     repository: str = Field(pattern=r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)?$")
     branch: str = Field(default="main", pattern=r"^[A-Za-z0-9._/-]+$")
     # A push starts a build only when it touches one of these paths (CodeConnections and GitHub Actions).
-    file_paths: list[str] = ["ml_code/**", "config/**"]
+    file_paths: list[str] = ["ml_code/**", "pipelines/**", "config/**"]
     connection_arn: str | None = Field(
         default=None,
         pattern=r"^arn:aws[a-z-]*:(codeconnections|codestar-connections):[a-z0-9-]+:\d{12}:connection/[0-9a-f-]{36}$",
@@ -230,6 +230,13 @@ LOG_RETENTION_DAYS = (
 )
 
 
+# How long CI follows a SageMaker Pipeline execution (``pipelines.run --wait``), and how long the
+# credentials that do so must last: the wait plus an hour for the upsert and the start. The GitHub
+# role's maximum session and the sample workflow's credentials are this long (a test checks both).
+PIPELINE_WAIT_HOURS = 6
+RUNNER_SESSION_HOURS = PIPELINE_WAIT_HOURS + 1
+
+
 class EnvironmentConfig(_Strict):
     """Everything that differs between dev, staging and prod."""
 
@@ -289,6 +296,54 @@ class EnvironmentConfig(_Strict):
     def pipeline_name_prefix(self) -> str:
         """SageMaker Pipelines of this environment are named with this prefix."""
         return f"{self.name_prefix}-"
+
+    # The rest of the platform's names. This class is their one home: the stacks create the
+    # resources under these names and publish them as discovery parameters; the pipeline
+    # runner reads the parameters at run time (it never derives a name itself).
+
+    def bucket_name(self, purpose: str) -> str:
+        """``<prefix>-<purpose>-<account>-<region>``: data, artifacts, monitoring, access-logs."""
+        return f"{self.name_prefix}-{purpose}-{self.account}-{self.region}"
+
+    def repository_name(self, image: str) -> str:
+        """The ECR repository of one image: training or inference."""
+        return f"{self.name_prefix}/{image}"
+
+    def discovery_parameter(self, key: str) -> str:
+        """The SSM parameter a stack publishes under ``key`` (e.g. ``foundation/s3/data-bucket``)."""
+        return f"{self.ssm_prefix}/{key}"
+
+    @property
+    def partition(self) -> str:
+        """The AWS partition of the region, for the few ARNs built outside CloudFormation."""
+        if self.region.startswith("cn-"):
+            return "aws-cn"
+        return "aws-us-gov" if self.region.startswith("us-gov-") else "aws"
+
+    @property
+    def github_role_name(self) -> str:
+        """The role GitHub Actions assumes (source kind ``github_actions``)."""
+        return f"{self.name_prefix}-github-model-build"
+
+    @property
+    def pipeline_role_name(self) -> str:
+        """The role the SageMaker Pipeline and its jobs run as."""
+        return f"{self.name_prefix}-sagemaker-pipeline"
+
+    @property
+    def ci_pipeline_name(self) -> str:
+        """The CodePipeline of the model build (CodeCommit or CodeConnections sources)."""
+        return f"{self.name_prefix}-model-build"
+
+    @property
+    def ci_artifact_prefix(self) -> str:
+        """Where CodePipeline keeps the CI pipeline's artifacts: the first 20 characters of its name."""
+        return self.ci_pipeline_name[:20]
+
+    @property
+    def pipeline_code_prefix(self) -> str:
+        """Where, in the artifacts bucket, the runner uploads code the SageMaker Pipeline reads (the Spark script)."""
+        return f"{self.build_pipeline_name}/code"
 
 
 def _format_error(path: Path, error: ValidationError) -> str:

@@ -39,8 +39,7 @@ class EnvironmentStage(cdk.Stage):
             "prefix": config.name_prefix,
             "models": config.model_package_group_name,
             "domain": "",
-            # CodePipeline keeps a pipeline's artifacts under the first 20 characters of its name.
-            "ci_artifacts": f"{config.name_prefix}-model-build"[:20],
+            "ci_artifacts": config.ci_artifact_prefix,
         }
         if self.studio is not None:
             domain = self.studio.studio.domain

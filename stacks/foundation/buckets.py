@@ -39,8 +39,7 @@ class PlatformBuckets(Construct):
         noncurrent = cdk.Duration.days(retention.noncurrent_version_expiration_days)
         multipart = cdk.Duration.days(retention.abort_incomplete_multipart_upload_days)
         self.names = {
-            purpose: f"{config.name_prefix}-{purpose}-{config.account}-{config.region}"
-            for purpose in ("data", "artifacts", "monitoring", "access-logs")
+            purpose: config.bucket_name(purpose) for purpose in ("data", "artifacts", "monitoring", "access-logs")
         }
 
         self.access_logs: s3.IBucket = s3.Bucket(

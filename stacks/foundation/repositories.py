@@ -28,7 +28,7 @@ class ImageRepositories(Construct):
             repo = ecr.Repository(
                 self,
                 name.capitalize(),
-                repository_name=f"{config.name_prefix}/{name}",
+                repository_name=config.repository_name(name),
                 image_scan_on_push=True,
                 image_tag_mutability=ecr.TagMutability.IMMUTABLE,
                 encryption=ecr.RepositoryEncryption.KMS,

@@ -29,7 +29,7 @@ class FoundationStack(PlatformStack):
         self.discovery = DiscoveryParameters(
             self,
             "Discovery",
-            prefix=f"{config.ssm_prefix}/foundation",
+            prefix=config.discovery_parameter("foundation"),
             values={
                 "kms/data-key-arn": self.keys.data_key.key_arn,
                 "kms/logs-key-arn": self.keys.logs_key.key_arn,

@@ -8,6 +8,8 @@ from aws_cdk import aws_codecommit as codecommit
 from aws_cdk import aws_codepipeline as codepipeline
 from aws_cdk import aws_codepipeline_actions as actions
 from aws_cdk import aws_ecr as ecr
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
@@ -20,7 +22,7 @@ from stacks.platform_stack import encrypted_log_group
 PYTHON = "3.11"
 
 IMAGES_COMMANDS = [
-    "TAG=$(python3 -m ml_code.pipelines.image_tag)",
+    "TAG=$(python3 -m pipelines.image_tag)",
     "aws ecr get-login-password | docker login --username AWS --password-stdin $REGISTRY",
     # Tags are immutable and derived from the sources: an image is built only when its sources changed.
     "for image in training inference; do repo=$NAME_PREFIX/$image; "
@@ -31,8 +33,20 @@ IMAGES_COMMANDS = [
 ]
 
 
-def _install(*requirements: str) -> list[str]:
-    return [f"pip install --quiet --disable-pip-version-check -r {r}" for r in requirements]
+def _install(*requirements: str) -> str:
+    return "pip install --quiet --disable-pip-version-check " + " ".join(f"-r {r}" for r in requirements)
+
+
+# The commands of the two Python stages. tests/integration/test_ci_commands.py runs them, as
+# synthesized, in a fresh virtualenv on a clean checkout: they must install all they import.
+UNIT_TEST_COMMANDS = [
+    _install("ml_code/requirements.txt", "pipelines/requirements.txt", "requirements-tests.txt"),
+    "python -m pytest tests/unit/ml tests/unit/pipelines -q",
+]
+TRAIN_COMMANDS = [
+    _install("pipelines/requirements.txt"),
+    "python -m pipelines.run --config config/$ENVIRONMENT.yaml --start --wait",
+]
 
 
 class BuildPipeline(Construct):
@@ -67,12 +81,11 @@ class BuildPipeline(Construct):
         self.config = config
         self.data_key, self.logs_key = data_key, logs_key
         stack = cdk.Stack.of(self)
-        name = f"{config.name_prefix}-model-build"
+        name = config.ci_pipeline_name
         artifacts = s3.Bucket.from_bucket_attributes(
             self, "ArtifactsBucket", bucket_arn=artifacts_bucket_arn, encryption_key=data_key
         )
-        # CodePipeline keeps this pipeline's artifacts under a prefix of its (truncated) name.
-        self.artifact_objects = f"{artifacts_bucket_arn}/{name[:20]}/*"
+        self.artifact_objects = f"{artifacts_bucket_arn}/{config.ci_artifact_prefix}/*"
         self.artifacts_bucket_arn = artifacts_bucket_arn
 
         source_output = codepipeline.Artifact("Source")
@@ -116,8 +129,9 @@ class BuildPipeline(Construct):
                 repository=self.repository,
                 branch=source_config.branch,
                 output=source_output,
-                trigger=actions.CodeCommitTrigger.EVENTS,
-                event_role=event_role,
+                # The action's own rule matches the branch name only, so a tag of the same name would
+                # start a build too; ours (below, once the pipeline exists) also requires a branch.
+                trigger=actions.CodeCommitTrigger.NONE,
             )
         else:
             owner, repo = source_config.repository.split("/", 1)
@@ -139,22 +153,13 @@ class BuildPipeline(Construct):
             )
 
         self.projects = {
-            "Tests": self._project(
-                "Tests",
-                [
-                    *_install("ml_code/requirements.txt", "requirements-tests.txt"),
-                    "python -m pytest tests/unit/ml -q",
-                ],
-            ),
+            "Tests": self._project("Tests", UNIT_TEST_COMMANDS),
             "Images": self._project(
                 "Images", IMAGES_COMMANDS, privileged=True, statements=push_image_statements(repositories)
             ),
             "Train": self._project(
                 "Train",
-                [
-                    *_install("ml_code/pipelines/requirements.txt"),
-                    "python -m ml_code.pipelines.run --config config/$ENVIRONMENT.yaml --start --wait",
-                ],
+                TRAIN_COMMANDS,
                 statements=upsert_and_run_statements(self, config, pipeline_role, artifacts_bucket_arn, data_key),
                 hours=8,
             ),
@@ -232,6 +237,24 @@ class BuildPipeline(Construct):
                 )
             ],
         )
+
+        if self.repository is not None:
+            events.Rule(
+                self,
+                "PushToBranch",
+                description=f"{config.name_prefix}: a push to {source_config.branch} starts the model build",
+                event_pattern=events.EventPattern(
+                    source=["aws.codecommit"],
+                    detail_type=["CodeCommit Repository State Change"],
+                    resources=[self.repository.repository_arn],
+                    detail={
+                        "event": ["referenceCreated", "referenceUpdated"],
+                        "referenceType": ["branch"],
+                        "referenceName": [source_config.branch],
+                    },
+                ),
+                targets=[targets.CodePipeline(self.pipeline, event_role=event_role)],
+            )
 
     def _immutable_role(self, name: str, service: str, statements: list[iam.PolicyStatement]) -> iam.IRole:
         role = iam.Role(

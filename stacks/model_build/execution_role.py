@@ -8,7 +8,6 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
-from ml_code.pipelines.settings import pipeline_role_name
 from stacks.config import EnvironmentConfig
 from stacks.sagemaker_access import (
     data_statements,
@@ -72,7 +71,7 @@ class PipelineExecution(Construct):
         self.role = iam.Role(
             self,
             "Role",
-            role_name=pipeline_role_name(config),
+            role_name=config.pipeline_role_name,
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
             description=f"{config.name_prefix}: jobs of the model-build SageMaker Pipeline",
         )

@@ -8,7 +8,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
-from stacks.config import EnvironmentConfig
+from stacks.config import RUNNER_SESSION_HOURS, EnvironmentConfig
 from stacks.model_build.runner_permissions import push_image_statements, upsert_and_run_statements
 
 GITHUB_OIDC = "token.actions.githubusercontent.com"
@@ -41,9 +41,10 @@ class GitHubActionsAccess(Construct):
         self.role = iam.Role(
             self,
             "Role",
-            role_name=f"{config.name_prefix}-github-model-build",
+            role_name=config.github_role_name,
             description=f"GitHub Actions of {source.repository}@{source.branch}: model build for {config.name}",
-            max_session_duration=cdk.Duration.hours(1),
+            # Long enough to follow the pipeline's execution to its end (see RUNNER_SESSION_HOURS).
+            max_session_duration=cdk.Duration.hours(RUNNER_SESSION_HOURS),
             assumed_by=iam.WebIdentityPrincipal(
                 provider.oidc_provider_arn,
                 conditions={

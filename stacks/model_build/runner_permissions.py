@@ -26,7 +26,7 @@ def upsert_and_run_statements(
         iam.PolicyStatement(
             sid="UploadPipelineCode",
             actions=["s3:PutObject"],
-            resources=[f"{artifacts_bucket_arn}/{config.build_pipeline_name}/code/*"],
+            resources=[f"{artifacts_bucket_arn}/{config.pipeline_code_prefix}/*"],
         ),
         iam.PolicyStatement(sid="EncryptUploads", actions=["kms:GenerateDataKey"], resources=[data_key.key_arn]),
         iam.PolicyStatement(

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from stacks.config import EnvironmentConfig
+from stacks.foundation.discovery import DiscoveryParameters
 from stacks.foundation.stack import FoundationStack
 from stacks.model_build.ci import BuildPipeline
 from stacks.model_build.execution_role import PipelineExecution
@@ -33,12 +33,15 @@ class ModelBuildStack(PlatformStack):
             artifacts_bucket_arn=buckets.bucket_arn("artifacts"),
             repositories=repositories,
         )
-        ssm.StringParameter(
+        # What the pipeline runner reads at run time (pipelines/settings.py names the same keys).
+        self.discovery = DiscoveryParameters(
             self,
-            "JobSecurityGroupParameter",
-            parameter_name=f"{config.ssm_prefix}/model-build/job-security-group-id",
-            string_value=self.execution.security_group.security_group_id,
-            description="AWS-MLOps discovery: security group of the model-build pipeline's jobs",
+            "Discovery",
+            prefix=config.discovery_parameter("model-build"),
+            values={
+                "job-security-group-id": self.execution.security_group.security_group_id,
+                "pipeline-role-arn": self.execution.role.role_arn,
+            },
         )
         self.ci: BuildPipeline | None = None
         self.github: GitHubActionsAccess | None = None

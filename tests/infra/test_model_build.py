@@ -7,7 +7,15 @@ import json
 import pytest
 from aws_cdk.assertions import Match
 
+from stacks.config import RUNNER_SESSION_HOURS
+from stacks.model_build.ci import TRAIN_COMMANDS, UNIT_TEST_COMMANDS
+from tests.infra.references import logical_id_of, referenced
+
 GITHUB_SUBJECT = "repo:example-org/mlops-model-build:ref:refs/heads/main"
+
+
+def _data_key(app, env: str) -> tuple[str, str]:
+    return logical_id_of(app.stages[env].foundation.keys.data_key)
 
 
 def _resources(app, env: str, type_: str) -> dict[str, dict]:
@@ -28,18 +36,30 @@ def test_codepipeline_v2_runs_tests_images_then_the_sagemaker_pipeline(single_ac
     store = pipeline["ArtifactStore"]
     assert store["Location"] == f"mlops-{env}-artifacts-111111111111-eu-west-1"
     assert store["EncryptionKey"]["Type"] == "KMS"
-    assert "KeysDataKey" in json.dumps(store["EncryptionKey"]["Id"])
+    assert referenced(single_account, env, "ModelBuild", store["EncryptionKey"]["Id"]) == _data_key(single_account, env)
     # Actions run with the pipeline's own role: no per-action roles.
     assert all("RoleArn" not in a for s in pipeline["Stages"] for a in s["Actions"])
 
 
-def test_codecommit_source_creates_an_encrypted_repository_and_an_event_trigger(single_account) -> None:
+def test_codecommit_source_creates_an_encrypted_repository_and_a_branch_push_trigger(single_account) -> None:
     repo = _one(single_account, "dev", "AWS::CodeCommit::Repository")
     assert repo["RepositoryName"] == "mlops-dev-model-build"
-    assert "KeysDataKey" in json.dumps(repo["KmsKeyId"])
+    assert referenced(single_account, "dev", "ModelBuild", repo["KmsKeyId"]) == _data_key(single_account, "dev")
     rule = _one(single_account, "dev", "AWS::Events::Rule")
-    assert rule["EventPattern"]["detail"]["referenceName"] == ["main"]
+    assert rule["EventPattern"]["source"] == ["aws.codecommit"]
     assert rule["EventPattern"]["detail-type"] == ["CodeCommit Repository State Change"]
+    # A tag named like the branch must not start a build: the reference must be a branch.
+    assert rule["EventPattern"]["detail"] == {
+        "event": ["referenceCreated", "referenceUpdated"],
+        "referenceType": ["branch"],
+        "referenceName": ["main"],
+    }
+    stage = single_account.stages["dev"]
+    (resource,) = rule["EventPattern"]["resources"]
+    assert referenced(single_account, "dev", "ModelBuild", resource) == logical_id_of(stage.model_build.ci.repository)
+    (target,) = rule["Targets"]
+    pipeline = stage.model_build.ci.pipeline
+    assert target["Arn"]["Fn::Join"][1][-1] == {"Ref": logical_id_of(pipeline)[1]}
     assert "Triggers" not in _one(single_account, "dev", "AWS::CodePipeline::Pipeline")
 
 
@@ -54,7 +74,7 @@ def test_codeconnections_source_triggers_on_push_with_branch_and_path_filters(si
     assert trigger["ProviderType"] == "CodeStarSourceConnection"
     (push,) = trigger["GitConfiguration"]["Push"]
     assert push["Branches"] == {"Includes": [branch]}
-    assert push["FilePaths"] == {"Includes": ["ml_code/**", "config/**"]}
+    assert push["FilePaths"] == {"Includes": ["ml_code/**", "pipelines/**", "config/**"]}
     assert _resources(single_account, env, "AWS::CodeCommit::Repository") == {}
 
 
@@ -66,15 +86,18 @@ def test_codebuild_projects_are_encrypted_logged_and_only_images_is_privileged(s
     }
     assert set(projects) == {f"mlops-{env}-model-build-{n}" for n in ("tests", "images", "train")}
     for name, project in projects.items():
-        assert "KeysDataKey" in json.dumps(project["EncryptionKey"]), name
+        assert referenced(single_account, env, "ModelBuild", project["EncryptionKey"]) == _data_key(
+            single_account, env
+        ), name
         assert project["LogsConfig"]["CloudWatchLogs"]["Status"] == "ENABLED"
         assert project["Environment"]["PrivilegedMode"] is name.endswith("-images"), name
         assert project["Source"]["Type"] == "CODEPIPELINE"
     for group in _resources(single_account, env, "AWS::Logs::LogGroup").values():
         assert "KmsKeyId" in group["Properties"] and "RetentionInDays" in group["Properties"]
-    spec = projects[f"mlops-{env}-model-build-train"]["Source"]["BuildSpec"]
-    assert "python -m ml_code.pipelines.run --config config/$ENVIRONMENT.yaml --start --wait" in spec
-    assert "python -m pytest tests/unit/ml -q" in projects[f"mlops-{env}-model-build-tests"]["Source"]["BuildSpec"]
+    # What each Python stage runs (tests/integration/test_ci_commands.py runs these in a clean venv).
+    for stage, commands in (("train", TRAIN_COMMANDS), ("tests", UNIT_TEST_COMMANDS)):
+        spec = json.loads(projects[f"mlops-{env}-model-build-{stage}"]["Source"]["BuildSpec"])
+        assert spec["phases"]["build"]["commands"] == commands
 
 
 @pytest.mark.parametrize("which", ["single_account", "multi_account"])
@@ -142,7 +165,7 @@ def test_github_actions_source_trusts_one_repository_and_branch_only(multi_accou
         "AWS::IAM::Role",
         {
             "RoleName": "mlops-staging-github-model-build",
-            "MaxSessionDuration": 3600,
+            "MaxSessionDuration": RUNNER_SESSION_HOURS * 3600,
             "AssumeRolePolicyDocument": {
                 "Statement": [
                     Match.object_like(

@@ -1,9 +1,12 @@
-"""The CI runner (`ml_code.pipelines.run`) through boto3 against a moto server on 127.0.0.1.
+"""The CI runner (`pipelines.run`) through boto3 against a moto server on 127.0.0.1.
 
 moto implements SSM, and SageMaker's create/update/describe pipeline, start execution and
-describe execution (it reports executions Succeeded at once). It does not implement
-ListPipelineExecutionSteps, and cannot make an execution fail: the failure path alone uses
-botocore's Stubber for those two calls.
+list its parameters. It reports every execution Succeeded at once, so no test here takes that
+status as evidence of anything: waiting is tested with botocore's Stubber, which scripts the
+statuses (and ListPipelineExecutionSteps, which moto lacks).
+
+The discovery parameters hold values no config could derive (``published-...``), so a test
+passes only if the runner reads what the stacks published instead of guessing names.
 """
 
 from __future__ import annotations
@@ -14,13 +17,14 @@ from pathlib import Path
 import pytest
 from botocore.stub import Stubber
 
-from ml_code.pipelines import run as runner
-from ml_code.pipelines.parameters import ParameterError
+from pipelines import run as runner
+from pipelines.parameters import ParameterError
 from stacks.config import load_config
 from tests.integration.conftest import ROOT, aws_client
 
 TAG = "sha-feedfacecafebeef"
 KEY_ID = "1234abcd-12ab-34cd-56ef-1234567890ab"
+REGISTRY = "111111111111.dkr.ecr.eu-west-1.amazonaws.com"
 
 
 @pytest.fixture
@@ -32,7 +36,12 @@ def _discovery(ssm, prefix: str) -> None:
     values = {
         f"/{prefix}/foundation/kms/data-key-arn": f"arn:aws:kms:eu-west-1:111111111111:key/{KEY_ID}",
         f"/{prefix}/foundation/network/private-subnet-ids": "subnet-0aaa,subnet-0bbb",
+        f"/{prefix}/foundation/s3/data-bucket": f"published-data-{prefix}",
+        f"/{prefix}/foundation/s3/artifacts-bucket": f"published-artifacts-{prefix}",
+        f"/{prefix}/foundation/ecr/training-repository-uri": f"{REGISTRY}/{prefix}/tr",
+        f"/{prefix}/foundation/ecr/inference-repository-uri": f"{REGISTRY}/{prefix}/in",
         f"/{prefix}/model-build/job-security-group-id": "sg-0ccc",
+        f"/{prefix}/model-build/pipeline-role-arn": f"arn:aws:iam::111111111111:role/published-{prefix}",
     }
     for name, value in values.items():
         ssm.put_parameter(Name=name, Value=value, Type="String", Overwrite=True)
@@ -52,17 +61,16 @@ def test_upsert_resolves_discovery_references_then_runs(clients) -> None:
         config,
         overrides=["MetricThreshold=2.9"],
         start=True,
-        wait_for_end=True,
+        wait_for_end=False,
         sagemaker=sagemaker,
         ssm=ssm,
         tag=TAG,
         log=log.append,
     )
     assert execution is not None
-    assert log[0] == f"pipeline runner-a-model-build created (images {TAG})"
-    assert log[-1] == "execution Succeeded"
+    assert log == [f"pipeline runner-a-model-build created (images {TAG})", f"started {execution}"]
     described = sagemaker.describe_pipeline(PipelineName="runner-a-model-build")
-    assert described["RoleArn"] == "arn:aws:iam::111111111111:role/runner-a-sagemaker-pipeline"
+    assert described["RoleArn"] == "arn:aws:iam::111111111111:role/published-runner-a"
     definition = json.loads(described["PipelineDefinition"])
     text = json.dumps(definition)
     assert "{{ssm" not in text
@@ -72,8 +80,34 @@ def test_upsert_resolves_discovery_references_then_runs(clients) -> None:
         "SecurityGroupIds": ["sg-0ccc"],
     }
     assert preprocess["ProcessingOutputConfig"]["KmsKeyId"].startswith("arn:aws:kms:eu-west-1:111111111111:key/")
-    status = sagemaker.describe_pipeline_execution(PipelineExecutionArn=execution)
-    assert status["PipelineExecutionStatus"] == "Succeeded"
+    assert preprocess["AppSpecification"]["ImageUri"] == f"{REGISTRY}/runner-a/tr:{TAG}"
+    # The execution was started with the checked parameters: the override, and defaults resolved.
+    started = sagemaker.list_pipeline_parameters_for_execution(PipelineExecutionArn=execution)["PipelineParameters"]
+    values = {p["Name"]: p["Value"] for p in started}
+    assert values["MetricThreshold"] == "2.9"
+    assert values["InputDataUri"] == "s3://published-data-runner-a/abalone/abalone.csv"
+
+
+def test_wait_polls_until_the_execution_ends() -> None:
+    stubbed = aws_client("sagemaker", None)
+    arn = "arn:aws:sagemaker:eu-west-1:111111111111:pipeline/mlops-dev-model-build/execution/abc"
+    with Stubber(stubbed) as stub:
+        for state in ("Executing", "Executing", "Succeeded"):
+            stub.add_response("describe_pipeline_execution", {"PipelineExecutionStatus": state})
+        sleeps: list[float] = []
+        assert runner.wait(stubbed, arn, sleep=sleeps.append, poll_seconds=30) == "Succeeded"
+        assert sleeps == [30, 30]
+        stub.assert_no_pending_responses()
+
+
+def test_wait_gives_up_after_its_timeout() -> None:
+    stubbed = aws_client("sagemaker", None)
+    arn = "arn:aws:sagemaker:eu-west-1:111111111111:pipeline/mlops-dev-model-build/execution/abc"
+    with Stubber(stubbed) as stub:
+        for _ in range(3):
+            stub.add_response("describe_pipeline_execution", {"PipelineExecutionStatus": "Executing"})
+        with pytest.raises(runner.RunError, match="still Executing after 60 s"):
+            runner.wait(stubbed, arn, sleep=lambda _: None, poll_seconds=30, timeout_seconds=60)
 
 
 def test_a_second_push_updates_the_pipeline(clients) -> None:
@@ -178,7 +212,7 @@ def test_the_spark_script_is_uploaded_before_the_upsert(clients, moto_endpoint) 
         update={"pipeline": config.model_build.pipeline.model_copy(update={"spark_preprocessing": True})}
     )
     config = config.model_copy(update={"model_build": build})
-    bucket = "runner-e-artifacts-111111111111-eu-west-1"
+    bucket = "published-artifacts-runner-e"
     s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
     log: list[str] = []
     runner.run(

@@ -1,7 +1,7 @@
 """Upsert the model-build pipeline and run it: what CI (CodeBuild or GitHub Actions) calls on every push.
 
-    python -m ml_code.pipelines.run --config config/dev.yaml [--parameter Name=Value ...] [--start] [--wait]
-    python -m ml_code.pipelines.run --config-dir config --definitions-out cdk.out/pipelines   # offline
+    python -m pipelines.run --config config/dev.yaml [--parameter Name=Value ...] [--start] [--wait]
+    python -m pipelines.run --config-dir config --definitions-out cdk.out/pipelines   # offline
 
 Steps: check the parameters; build the definition offline; resolve its ``{{ssm:...}}``
 references from the environment's discovery parameters; create or update the pipeline;
@@ -21,13 +21,15 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from ml_code.pipelines.image_tag import image_tag
-from ml_code.pipelines.parameters import ParameterError, check_parameters
-from ml_code.pipelines.settings import default_parameters, settings_for, spark_code_key
-from stacks.config import ConfigError, EnvironmentConfig, load_config, load_environments
+from pipelines.image_tag import image_tag
+from pipelines.parameters import ParameterError, check_parameters
+from pipelines.settings import default_parameters, settings_for, spark_code_key
+from stacks.config import PIPELINE_WAIT_HOURS, ConfigError, EnvironmentConfig, load_config, load_environments
 
-SPARK_SCRIPT = Path(__file__).resolve().parents[1] / "spark" / "preprocess.py"
-REF = re.compile(r"^\{\{(ssm|ssm-list):(/[^}]+)\}\}$")
+SPARK_SCRIPT = Path(__file__).resolve().parents[1] / "ml_code" / "spark" / "preprocess.py"
+# ``{{ssm:/name}}`` may stand anywhere in a string; ``{{ssm-list:/name}}`` only as a whole list item.
+REF = re.compile(r"\{\{ssm:(/[^}]+)\}\}")
+LIST_REF = re.compile(r"^\{\{ssm-list:(/[^}]+)\}\}$")
 TERMINAL = {"Succeeded", "Failed", "Stopped"}
 
 
@@ -37,7 +39,7 @@ class RunError(RuntimeError):
 
 def definition_json(config: EnvironmentConfig, tag: str) -> dict[str, Any]:
     """The environment's pipeline definition, offline, with discovery references unresolved."""
-    from ml_code.pipelines.definition import get_pipeline
+    from pipelines.definition import get_pipeline
 
     return json.loads(get_pipeline(settings_for(config, tag)).definition())
 
@@ -46,7 +48,7 @@ def resolve_references(document: Any, get_parameter: Callable[[str], str]) -> An
     """Replace every ``{{ssm:/name}}`` with the parameter's value and expand ``{{ssm-list:/name}}`` in lists.
 
     Raises:
-        RunError: a referenced parameter does not exist.
+        RunError: a referenced parameter does not exist, or a list reference stands outside a list.
     """
     cache: dict[str, str] = {}
 
@@ -64,16 +66,16 @@ def resolve_references(document: Any, get_parameter: Callable[[str], str]) -> An
         if isinstance(node, list):
             out: list[Any] = []
             for item in node:
-                match = REF.match(item) if isinstance(item, str) else None
-                if match and match.group(1) == "ssm-list":
-                    out.extend(v for v in value(match.group(2)).split(",") if v)
+                match = LIST_REF.match(item) if isinstance(item, str) else None
+                if match:
+                    out.extend(v for v in value(match.group(1)).split(",") if v)
                 else:
                     out.append(walk(item))
             return out
-        if isinstance(node, str) and (match := REF.match(node)):
-            if match.group(1) == "ssm-list":
+        if isinstance(node, str):
+            if "{{ssm-list:" in node:
                 raise RunError(f"{node} stands outside a list")
-            return value(match.group(2))
+            return REF.sub(lambda m: value(m.group(1)), node)
         return node
 
     return walk(document)
@@ -102,7 +104,7 @@ def wait(
     execution_arn: str,
     sleep: Callable[[float], None] = time.sleep,
     poll_seconds: float = 30.0,
-    timeout_seconds: float = 6 * 3600,
+    timeout_seconds: float = PIPELINE_WAIT_HOURS * 3600,
 ) -> str:
     """Poll the execution until it ends. Returns its status.
 
@@ -147,22 +149,26 @@ def run(
 ) -> str | None:
     """Check, upsert, and optionally start and wait. Returns the execution ARN when started."""
     settings = settings_for(config, tag)
-    parameters = check_parameters(default_parameters(settings), overrides)
+
+    def resolve(document: Any) -> Any:
+        return resolve_references(document, lambda name: ssm.get_parameter(Name=name)["Parameter"]["Value"])
+
+    check_parameters(default_parameters(settings), overrides, resolved=False)  # before any AWS call
+    parameters = check_parameters(resolve(default_parameters(settings)), overrides)
+    artifacts_bucket, role_arn = resolve([settings.artifacts_bucket, settings.role_arn])
     if settings.spark_preprocessing:
         # The definition refers to the script in S3; put it there before the pipeline can use it.
         if s3 is None:
             raise RunError("spark_preprocessing needs an S3 client to upload the Spark script")
         key = spark_code_key(config, tag)
-        s3.put_object(Bucket=settings.artifacts_bucket, Key=key, Body=SPARK_SCRIPT.read_bytes())
-        log(f"uploaded {SPARK_SCRIPT.name} to s3://{settings.artifacts_bucket}/{key}")
-    definition = resolve_references(
-        definition_json(config, tag), lambda name: ssm.get_parameter(Name=name)["Parameter"]["Value"]
-    )
+        s3.put_object(Bucket=artifacts_bucket, Key=key, Body=SPARK_SCRIPT.read_bytes())
+        log(f"uploaded {SPARK_SCRIPT.name} to s3://{artifacts_bucket}/{key}")
+    definition = resolve(definition_json(config, tag))
     action = upsert(
         sagemaker,
         settings.name,
         definition,
-        settings.role_arn,
+        role_arn,
         f"{config.name}: trains, evaluates, gates and registers (images {tag})",
     )
     log(f"pipeline {settings.name} {action} (images {tag})")

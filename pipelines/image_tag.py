@@ -11,7 +11,7 @@ import hashlib
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def image_sources(root: Path = ROOT) -> list[Path]:

@@ -1,32 +1,37 @@
 """From an environment's config to the pipeline's settings and default parameters.
 
-Names that the platform fixes are derived here, the same way the stacks derive them:
-the bucket names, the image repositories, the pipeline role, the model package group.
-Values known only after deployment are references to the discovery parameters.
+Names come from the config (``stacks/config.py`` is their one home); everything the stacks
+create is referenced through the discovery parameters they publish, ``{{ssm:/name}}``, which
+``pipelines.run`` resolves at upsert. Nothing here derives a bucket, repository or role name.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ml_code.pipelines.definition import PipelineSettings
+from pipelines.definition import PipelineSettings
 from stacks.config import EnvironmentConfig
+
+# Discovery parameters the pipeline reads (published by the foundation and model-build stacks;
+# tests/infra checks that every reference in a definition is published by a template).
+DATA_KEY = "foundation/kms/data-key-arn"
+DATA_BUCKET = "foundation/s3/data-bucket"
+ARTIFACTS_BUCKET = "foundation/s3/artifacts-bucket"
+TRAINING_REPOSITORY = "foundation/ecr/training-repository-uri"
+INFERENCE_REPOSITORY = "foundation/ecr/inference-repository-uri"
+SUBNETS = "foundation/network/private-subnet-ids"
+JOB_SECURITY_GROUP = "model-build/job-security-group-id"
+PIPELINE_ROLE = "model-build/pipeline-role-arn"
 
 
 def ssm_ref(name: str) -> str:
+    """A reference to one parameter's value; it may stand inside a longer string."""
     return "{{ssm:" + name + "}}"
 
 
 def ssm_list_ref(name: str) -> str:
+    """A reference to a comma-separated parameter, expanded in place inside a list."""
     return "{{ssm-list:" + name + "}}"
-
-
-def pipeline_role_name(config: EnvironmentConfig) -> str:
-    return f"{config.name_prefix}-sagemaker-pipeline"
-
-
-def job_security_group_parameter(config: EnvironmentConfig) -> str:
-    return f"{config.ssm_prefix}/model-build/job-security-group-id"
 
 
 def settings_for(config: EnvironmentConfig, image_tag: str) -> PipelineSettings:
@@ -38,21 +43,23 @@ def settings_for(config: EnvironmentConfig, image_tag: str) -> PipelineSettings:
     if config.model_build is None:
         raise ValueError(f"environment {config.name!r} has no model_build section")
     build = config.model_build.pipeline
-    registry = f"{config.account}.dkr.ecr.{config.region}.amazonaws.com/{config.name_prefix}"
-    artifacts = f"{config.name_prefix}-artifacts-{config.account}-{config.region}"
-    foundation = f"{config.ssm_prefix}/foundation"
+
+    def ref(key: str) -> str:
+        return ssm_ref(config.discovery_parameter(key))
+
+    artifacts = ref(ARTIFACTS_BUCKET)
     return PipelineSettings(
         name=config.build_pipeline_name,
         region=config.region,
-        role_arn=f"arn:aws:iam::{config.account}:role/{pipeline_role_name(config)}",
+        role_arn=ref(PIPELINE_ROLE),
         artifacts_bucket=artifacts,
-        data_uri=f"s3://{config.name_prefix}-data-{config.account}-{config.region}/{build.input_data_key}",
-        training_image=f"{registry}/training:{image_tag}",
-        inference_image=f"{registry}/inference:{image_tag}",
+        data_uri=f"s3://{ref(DATA_BUCKET)}/{build.input_data_key}",
+        training_image=f"{ref(TRAINING_REPOSITORY)}:{image_tag}",
+        inference_image=f"{ref(INFERENCE_REPOSITORY)}:{image_tag}",
         model_package_group=config.model_package_group_name,
-        kms_key=ssm_ref(f"{foundation}/kms/data-key-arn"),
-        subnets=[ssm_list_ref(f"{foundation}/network/private-subnet-ids")],
-        security_group_ids=[ssm_ref(job_security_group_parameter(config))],
+        kms_key=ref(DATA_KEY),
+        subnets=[ssm_list_ref(config.discovery_parameter(SUBNETS))],
+        security_group_ids=[ref(JOB_SECURITY_GROUP)],
         target=build.target,
         problem_type=build.problem_type,
         processing_instance_type=build.processing_instance_type,
@@ -68,10 +75,11 @@ def settings_for(config: EnvironmentConfig, image_tag: str) -> PipelineSettings:
 
 def spark_code_key(config: EnvironmentConfig, image_tag: str) -> str:
     """Where CI uploads the Spark preprocess script: versioned by the same content hash as the images."""
-    return f"{config.build_pipeline_name}/code/{image_tag}/spark_preprocess.py"
+    return f"{config.pipeline_code_prefix}/{image_tag}/spark_preprocess.py"
 
 
 def default_parameters(settings: PipelineSettings) -> dict[str, Any]:
+    """The pipeline parameters' defaults (discovery references still unresolved)."""
     return {
         "InputDataUri": settings.data_uri,
         "ProcessingInstanceType": settings.processing_instance_type,

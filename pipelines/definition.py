@@ -8,7 +8,7 @@ throttling and capacity errors, and caching.
 
 Values known only after deployment are written as references to the environment's
 discovery parameters, ``{{ssm:/name}}`` (one value) and ``{{ssm-list:/name}}`` (a
-comma-separated list), which ``ml_code.pipelines.run`` resolves at upsert.
+comma-separated list), which ``pipelines.run`` resolves at upsert.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ml_code.pipelines.offline import offline_session
+from pipelines.offline import offline_session
 
 METRIC_GATE = {
     # problem type -> (evaluation.json path, the test passes when the metric is "<=" or ">=" the threshold)
@@ -121,12 +121,14 @@ def get_pipeline(settings: PipelineSettings) -> Any:
     ]
 
     def processor(step: str, *args: str) -> Processor:
+        # One instance: these scripts do not split their work, so a second instance would repeat
+        # it. ProcessingInstanceCount is for the Spark preprocess, which does.
         return Processor(
             image_uri=settings.training_image,
             entrypoint=["python3", "-m", f"ml_code.{step}", *args],
             role=settings.role_arn,
             instance_type=processing_type,
-            instance_count=processing_count,
+            instance_count=1,
             volume_kms_key=settings.kms_key,
             output_kms_key=settings.kms_key,
             network_config=network,
@@ -142,7 +144,13 @@ def get_pipeline(settings: PipelineSettings) -> Any:
     else:
         preprocess = ProcessingStep(
             name="Preprocess",
-            step_args=processor("preprocess", "--target", settings.target, "--problem-type", settings.problem_type).run(
+            step_args=processor(
+                "preprocess",
+                "--target",
+                settings.target,
+                "--problem-type",
+                settings.problem_type,
+            ).run(
                 inputs=[ProcessingInput(source=input_data, destination=f"{root}/input/data")],
                 outputs=[
                     ProcessingOutput(output_name=s, source=f"{root}/output/{s}")

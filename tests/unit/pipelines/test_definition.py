@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ml_code.pipelines.run import definition_json, write_definitions
+from pipelines.run import definition_json, write_definitions
 from stacks.config import load_config
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -63,7 +63,7 @@ def test_step_graph(dev: dict) -> None:
 def test_parameters_and_their_defaults_come_from_config(dev: dict) -> None:
     params = {p["Name"]: (p["Type"], p.get("DefaultValue")) for p in dev["Parameters"]}
     assert params == {
-        "InputDataUri": ("String", "s3://mlops-dev-data-111111111111-eu-west-1/abalone/abalone.csv"),
+        "InputDataUri": ("String", "s3://{{ssm:/mlops-dev/foundation/s3/data-bucket}}/abalone/abalone.csv"),
         "ProcessingInstanceType": ("String", "ml.m5.large"),
         "ProcessingInstanceCount": ("Integer", 1),
         "TrainingInstanceType": ("String", "ml.m5.large"),
@@ -72,9 +72,11 @@ def test_parameters_and_their_defaults_come_from_config(dev: dict) -> None:
         "ModelApprovalStatus": ("String", "PendingManualApproval"),
     }
     steps = _steps(dev)
-    cluster = steps["Preprocess"]["Arguments"]["ProcessingResources"]["ClusterConfig"]
-    assert cluster["InstanceType"] == {"Get": "Parameters.ProcessingInstanceType"}
-    assert cluster["InstanceCount"] == {"Get": "Parameters.ProcessingInstanceCount"}
+    for name in ("Preprocess", "Evaluate", "DataQualityBaseline"):
+        cluster = steps[name]["Arguments"]["ProcessingResources"]["ClusterConfig"]
+        assert cluster["InstanceType"] == {"Get": "Parameters.ProcessingInstanceType"}
+        # The pandas scripts do not split their work: a second instance would repeat it.
+        assert cluster["InstanceCount"] == 1, name
     resources = steps["Train"]["Arguments"]["ResourceConfig"]
     assert resources["InstanceCount"] == {"Get": "Parameters.TrainingInstanceCount"}
 
@@ -82,6 +84,9 @@ def test_parameters_and_their_defaults_come_from_config(dev: dict) -> None:
 KMS = "{{ssm:/mlops-dev/foundation/kms/data-key-arn}}"
 SUBNETS = ["{{ssm-list:/mlops-dev/foundation/network/private-subnet-ids}}"]
 JOB_SG = ["{{ssm:/mlops-dev/model-build/job-security-group-id}}"]
+ROLE = "{{ssm:/mlops-dev/model-build/pipeline-role-arn}}"
+TRAINING_IMAGE = "{{ssm:/mlops-dev/foundation/ecr/training-repository-uri}}:" + TAG
+INFERENCE_IMAGE = "{{ssm:/mlops-dev/foundation/ecr/inference-repository-uri}}:" + TAG
 
 
 def test_every_job_is_encrypted_isolated_and_in_the_private_subnets(dev: dict) -> None:
@@ -94,15 +99,16 @@ def test_every_job_is_encrypted_isolated_and_in_the_private_subnets(dev: dict) -
         assert network["EnableNetworkIsolation"] is True
         assert network["EnableInterContainerTrafficEncryption"] is True
         assert network["VpcConfig"] == {"Subnets": SUBNETS, "SecurityGroupIds": JOB_SG}
-        assert args["RoleArn"] == "arn:aws:iam::111111111111:role/mlops-dev-sagemaker-pipeline"
-        assert (
-            args["AppSpecification"]["ImageUri"]
-            == f"111111111111.dkr.ecr.eu-west-1.amazonaws.com/mlops-dev/training:{TAG}"
-        )
+        assert args["RoleArn"] == ROLE
+        assert args["AppSpecification"]["ImageUri"] == TRAINING_IMAGE
     train = steps["Train"]["Arguments"]
     assert train["ResourceConfig"]["VolumeKmsKeyId"] == KMS
     assert train["OutputDataConfig"]["KmsKeyId"] == KMS
-    assert train["OutputDataConfig"]["S3OutputPath"].startswith("s3://mlops-dev-artifacts-111111111111-eu-west-1/")
+    assert train["OutputDataConfig"]["S3OutputPath"].startswith(
+        "s3://{{ssm:/mlops-dev/foundation/s3/artifacts-bucket}}/"
+    )
+    assert train["RoleArn"] == ROLE
+    assert train["AlgorithmSpecification"]["TrainingImage"] == TRAINING_IMAGE
     assert train["VpcConfig"] == {"Subnets": SUBNETS, "SecurityGroupIds": JOB_SG}
     assert train["EnableNetworkIsolation"] is True
     assert train["EnableInterContainerTrafficEncryption"] is True
@@ -164,7 +170,7 @@ def test_registration_is_pending_approval_with_metrics_and_baselines(dev: dict) 
     assert "Steps.Evaluate.ProcessingOutputConfig.Outputs['evaluation']" in metrics and "evaluation.json" in metrics
     assert "statistics.json" in metrics and "constraints.json" in metrics
     container = register["InferenceSpecification"]["Containers"][0]
-    assert container["Image"] == f"111111111111.dkr.ecr.eu-west-1.amazonaws.com/mlops-dev/inference:{TAG}"
+    assert container["Image"] == INFERENCE_IMAGE
     assert container["ModelDataUrl"] == {"Get": "Steps.Train.ModelArtifacts.S3ModelArtifacts"}
     assert register["InferenceSpecification"]["SupportedContentTypes"] == ["text/csv", "application/json"]
 
@@ -204,7 +210,8 @@ def test_spark_preprocess_runs_the_spark_script_from_s3_on_several_instances(spa
     assert app["ContainerEntrypoint"] == ["smspark-submit", "/opt/ml/processing/input/code/spark_preprocess.py"]
     (code,) = args["ProcessingInputs"]
     assert code["S3Input"]["S3Uri"] == (
-        f"s3://mlops-prod-artifacts-444444444444-eu-central-1/mlops-prod-model-build/code/{TAG}/spark_preprocess.py"
+        "s3://{{ssm:/mlops-prod/foundation/s3/artifacts-bucket}}/mlops-prod-model-build/code/"
+        f"{TAG}/spark_preprocess.py"
     )
     assert app["ContainerArguments"][:2] == ["--input", {"Get": "Parameters.InputDataUri"}]
     cluster = args["ProcessingResources"]["ClusterConfig"]

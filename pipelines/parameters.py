@@ -19,7 +19,8 @@ class PipelineParameters(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    InputDataUri: str = Field(pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.+$")
+    # The bucket may still be a discovery reference: overrides are checked before anything is read.
+    InputDataUri: str = Field(pattern=r"^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9]|\{\{ssm:/[A-Za-z0-9_./-]+\}\})/.+$")
     ProcessingInstanceType: str = Field(pattern=INSTANCE_TYPE)
     ProcessingInstanceCount: int = Field(ge=1, le=100)
     TrainingInstanceType: str = Field(pattern=INSTANCE_TYPE)
@@ -52,11 +53,17 @@ class PipelineParameters(BaseModel):
         return [{"Name": name, "Value": str(value)} for name, value in self.model_dump().items()]
 
 
-def check_parameters(defaults: dict[str, Any], overrides: list[str] | None = None) -> PipelineParameters:
+def check_parameters(
+    defaults: dict[str, Any], overrides: list[str] | None = None, *, resolved: bool = True
+) -> PipelineParameters:
     """Merge ``Name=Value`` overrides into the defaults and check every value.
 
+    Args:
+        resolved: every discovery reference must have been resolved (what a start needs);
+            False checks the overrides before any parameter is read.
+
     Raises:
-        ParameterError: an unknown name, a malformed override, or a bad value.
+        ParameterError: an unknown name, a malformed override, a bad value, or an unresolved reference.
     """
     values = dict(defaults)
     for item in overrides or []:
@@ -69,6 +76,8 @@ def check_parameters(defaults: dict[str, Any], overrides: list[str] | None = Non
                 f"known: {', '.join(PipelineParameters.model_fields)}"
             )
         values[name] = value
+    if resolved and (unresolved := [f"{k}={v!r}" for k, v in values.items() if "{{ssm" in str(v)]):
+        raise ParameterError(f"unresolved discovery reference in {', '.join(unresolved)}")
     try:
         return PipelineParameters.model_validate(values)
     except ValidationError as exc:

@@ -6,13 +6,18 @@ from pathlib import Path
 
 import pytest
 
-from ml_code.pipelines.image_tag import image_tag
-from ml_code.pipelines.parameters import ParameterError, check_parameters
-from ml_code.pipelines.settings import default_parameters, settings_for
+from pipelines.image_tag import image_tag
+from pipelines.parameters import ParameterError, check_parameters
+from pipelines.run import resolve_references
+from pipelines.settings import default_parameters, settings_for
 from stacks.config import load_config
 
 ROOT = Path(__file__).resolve().parents[3]
-DEFAULTS = default_parameters(settings_for(load_config(ROOT / "config" / "dev.yaml"), "sha-0"))
+# The defaults as the runner checks them: after the data bucket's discovery parameter is read.
+PUBLISHED = {"/mlops-dev/foundation/s3/data-bucket": "mlops-dev-data-111111111111-eu-west-1"}
+DEFAULTS = resolve_references(
+    default_parameters(settings_for(load_config(ROOT / "config" / "dev.yaml"), "sha-0")), PUBLISHED.__getitem__
+)
 
 
 def test_defaults_from_config_pass_and_render_as_strings() -> None:
@@ -69,3 +74,12 @@ def test_environment_without_model_build_has_no_pipeline() -> None:
     config = load_config(ROOT / "config" / "dev.yaml").model_copy(update={"model_build": None})
     with pytest.raises(ValueError, match="has no model_build section"):
         settings_for(config, "sha-0")
+
+
+def test_overrides_are_checked_before_references_are_resolved_but_a_start_needs_them_resolved() -> None:
+    unresolved = default_parameters(settings_for(load_config(ROOT / "config" / "dev.yaml"), "sha-0"))
+    check_parameters(unresolved, ["TrainingInstanceCount=2"], resolved=False)
+    with pytest.raises(ParameterError, match="TrainingInstanceCount='0'"):
+        check_parameters(unresolved, ["TrainingInstanceCount=0"], resolved=False)
+    with pytest.raises(ParameterError, match=r"unresolved discovery reference in InputDataUri='s3://\{\{ssm:"):
+        check_parameters(unresolved)

@@ -1,0 +1,202 @@
+"""CI's commands, run the way CI runs them: as synthesized (or as the sample workflow writes them),
+in a fresh virtualenv holding only what those commands install, on a clean checkout.
+
+``make install`` puts everything in ``.venv``; a stage that imports something it does not install
+passes there and fails on the first push. Here each stage gets nothing but the Python it names
+(3.11) and its own ``pip install`` lines. AWS calls go to a moto server on 127.0.0.1. The image
+stage needs Docker and is not run (it only calls ``python -m pipelines.image_tag``, which uses the
+standard library alone, checked below). moto reports every pipeline execution Succeeded at once,
+so ``--wait`` here proves only that the runner installs, imports and talks to the API.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+import yaml
+
+from tests.integration.conftest import ROOT, aws_client
+
+pytestmark = pytest.mark.slow
+WORKFLOW = ROOT / "examples" / "github-actions" / "model-build.yml"
+
+
+def _base_python() -> str:
+    """The interpreter the project's venv was made from: a fresh venv must not see .venv's packages."""
+    return getattr(sys, "_base_executable", None) or shutil.which("python3.11") or sys.executable
+
+
+@pytest.fixture(scope="module")
+def checkout(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Only what git would check out: tracked files and new ones it does not ignore (no .venv, no cdk.out)."""
+    listed = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
+    target = tmp_path_factory.mktemp("checkout")
+    for name in filter(None, listed):
+        source = ROOT / name
+        if source.is_file() and not source.is_symlink():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name)
+    return target
+
+
+class FreshEnvironments:
+    """One fresh venv per set of install commands, shared by the stages that install the same set."""
+
+    def __init__(self, root: Path, checkout: Path) -> None:
+        self.root, self.checkout, self.made = root, checkout, {}
+
+    def environment(self, install: list[str]) -> dict[str, str]:
+        """A venv after ``install`` ran in it; returns the process environment that uses it."""
+        key = tuple(sorted(re.findall(r"-r (\S+)", " ".join(install))))
+        if key not in self.made:
+            venv = self.root / f"venv{len(self.made)}"
+            subprocess.run([_base_python(), "-m", "venv", str(venv)], check=True)
+            env = _clean_env(venv)
+            for command in install:
+                _run(command, self.checkout, env, timeout=1200)
+            self.made[key] = env
+        return self.made[key]
+
+
+def _clean_env(venv: Path) -> dict[str, str]:
+    keep = {k: v for k, v in os.environ.items() if k in ("HOME", "LANG", "TMPDIR", "PIP_INDEX_URL", "PIP_CACHE_DIR")}
+    return {**keep, "PATH": f"{venv / 'bin'}:/usr/bin:/bin", "VIRTUAL_ENV": str(venv)}
+
+
+def _run(command: str, cwd: Path, env: dict[str, str], timeout: int = 900) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", command], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
+    assert result.returncode == 0, (
+        f"`{command}` failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    )
+    return result
+
+
+@pytest.fixture(scope="module")
+def fresh(tmp_path_factory: pytest.TempPathFactory, checkout: Path) -> Iterator[FreshEnvironments]:
+    yield FreshEnvironments(tmp_path_factory.mktemp("venvs"), checkout)
+
+
+def _buildspec(app, stage: str) -> dict:
+    projects = {
+        p["Properties"]["Name"]: p["Properties"]
+        for p in app.templates["dev"]["ModelBuild"]["Resources"].values()
+        if p["Type"] == "AWS::CodeBuild::Project"
+    }
+    spec: dict = json.loads(projects[f"mlops-dev-model-build-{stage}"]["Source"]["BuildSpec"])
+    assert spec["phases"]["install"]["runtime-versions"] == {"python": "3.11"}
+    assert sys.version_info[:2] == (3, 11)
+    return spec
+
+
+def _split(commands: list[str]) -> tuple[list[str], list[str]]:
+    install = [c for c in commands if c.startswith("pip install")]
+    return install, [c for c in commands if c not in install]
+
+
+def _aws(moto_endpoint: str) -> dict[str, str]:
+    return {
+        "AWS_ENDPOINT_URL": moto_endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+
+
+def _publish_discovery(moto_endpoint: str, prefix: str, region: str) -> None:
+    """What the foundation and model-build stacks would have published in this account."""
+    ssm = boto3.client(
+        "ssm",
+        endpoint_url=moto_endpoint,
+        region_name=region,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    registry = f"111111111111.dkr.ecr.{region}.amazonaws.com/{prefix}"
+    for key, value in {
+        "foundation/kms/data-key-arn": f"arn:aws:kms:{region}:111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+        "foundation/network/private-subnet-ids": "subnet-0aaa,subnet-0bbb",
+        "foundation/s3/data-bucket": f"{prefix}-data",
+        "foundation/s3/artifacts-bucket": f"{prefix}-artifacts",
+        "foundation/ecr/training-repository-uri": f"{registry}/training",
+        "foundation/ecr/inference-repository-uri": f"{registry}/inference",
+        "model-build/job-security-group-id": "sg-0ccc",
+        "model-build/pipeline-role-arn": f"arn:aws:iam::111111111111:role/{prefix}-sagemaker-pipeline",
+    }.items():
+        ssm.put_parameter(Name=f"/{prefix}/{key}", Value=value, Type="String", Overwrite=True)
+
+
+def test_codebuild_unit_test_stage_passes_in_a_fresh_environment(single_account, fresh, checkout) -> None:
+    install, commands = _split(_buildspec(single_account, "tests")["phases"]["build"]["commands"])
+    env = fresh.environment(install)
+    for command in commands:
+        result = _run(command, checkout, {**env, "ENVIRONMENT": "dev", "NAME_PREFIX": "mlops-dev"})
+    assert re.search(r"\d+ passed", result.stdout), result.stdout[-500:]
+
+
+def test_codebuild_train_stage_upserts_and_starts_the_pipeline_from_a_fresh_environment(
+    single_account, fresh, checkout, moto_endpoint
+) -> None:
+    install, commands = _split(_buildspec(single_account, "train")["phases"]["build"]["commands"])
+    env = fresh.environment(install)
+    _publish_discovery(moto_endpoint, "mlops-dev", "eu-west-1")
+    for command in commands:
+        result = _run(command, checkout, {**env, **_aws(moto_endpoint), "ENVIRONMENT": "dev"})
+    assert "pipeline mlops-dev-model-build" in result.stdout
+    sagemaker = aws_client("sagemaker", moto_endpoint)
+    definition = sagemaker.describe_pipeline(PipelineName="mlops-dev-model-build")["PipelineDefinition"]
+    assert "{{ssm" not in definition and "mlops-dev-artifacts" in definition
+
+
+def test_the_image_tag_needs_only_the_standard_library(checkout, tmp_path: Path) -> None:
+    venv = tmp_path / "bare"
+    subprocess.run([_base_python(), "-m", "venv", str(venv)], check=True)
+    result = _run("python3 -m pipelines.image_tag", checkout, _clean_env(venv))
+    assert re.fullmatch(r"sha-[0-9a-f]{16}\n", result.stdout)
+
+
+def _workflow_steps() -> dict[str, dict]:
+    workflow = yaml.safe_load(WORKFLOW.read_text())
+    return {step.get("name", step.get("uses")): step for step in workflow["jobs"]["build"]["steps"]}
+
+
+def test_github_workflow_runs_its_own_steps_in_a_fresh_environment(fresh, checkout, moto_endpoint, tmp_path) -> None:
+    workflow = yaml.safe_load(WORKFLOW.read_text())
+    steps = _workflow_steps()
+    base = {**workflow["env"]}
+    # Unit tests: the step's own install and test lines.
+    lines = [line for line in steps["Unit tests"]["run"].splitlines() if line.strip()]
+    install, commands = _split(lines)
+    env = {**fresh.environment(install), **base}
+    for command in commands:
+        _run(command, checkout, env)
+    # Environment: what the later steps read from $GITHUB_ENV comes from the config file.
+    github_env = tmp_path / "github_env"
+    _run(steps["Environment"]["run"], checkout, {**env, "GITHUB_ENV": str(github_env)})
+    values = dict(line.split("=", 1) for line in github_env.read_text().splitlines())
+    assert values["ROLE_ARN"].endswith(f":role/{values['NAME_PREFIX']}-github-model-build")
+    # Upsert and run: the pipeline requirements are a subset of what the unit-test step installed.
+    _publish_discovery(moto_endpoint, values["NAME_PREFIX"], values["AWS_REGION"])
+    result = _run(
+        steps["Upsert and run the SageMaker Pipeline"]["run"], checkout, {**env, **values, **_aws(moto_endpoint)}
+    )
+    assert f"pipeline {values['NAME_PREFIX']}-model-build" in result.stdout
