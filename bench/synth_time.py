@@ -61,11 +61,13 @@ def main() -> int:
     bare = statistics.median(bare_times)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     print(f"rounds: {args.rounds}, alternating")
-    print(f"reference (1 stack, 1 bucket, no packs): median {ref:6.2f} s  min {min(reference_times):6.2f} s")
-    print(f"platform  (3 environments, 3 packs):     median {plat:6.2f} s  min {min(platform_times):6.2f} s")
+    # What a user waits for first; then the like-for-like comparison (both without CDK's built-in
+    # validation, which the platform replaces with cfn-lint), then the ratio against CDK's defaults.
+    print(f"platform synth (3 environments, 3 packs): median {plat:6.2f} s  min {min(platform_times):6.2f} s")
     print(f"reference without CDK's built-in validation: median {bare:6.2f} s  min {min(bare_times):6.2f} s")
-    print(f"ratio platform/reference: {plat / ref:.2f}x  (goal <= 1.50x; Workload Orchestrator 2.1x without packs)")
-    print(f"ratio platform/reference-without-validation (like for like): {plat / bare:.2f}x")
+    print(f"reference with CDK's defaults:            median {ref:6.2f} s  min {min(reference_times):6.2f} s")
+    print(f"like for like, platform/reference (both without validation): {plat / bare:.2f}x")
+    print(f"platform/reference with CDK's defaults: {plat / ref:.2f}x  (Workload Orchestrator 2.1x without packs)")
     return 0
 
 

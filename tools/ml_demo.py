@@ -28,9 +28,15 @@ def _post(port: int, body: str, content_type: str) -> tuple[int, str]:
     return response.status, response.read().decode().strip()
 
 
+def _ping(port: int) -> int:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", "/ping")
+    return conn.getresponse().status
+
+
 def _exercise(port: int) -> None:
     """The requests the demo sends, and what came back."""
-    print("GET /ping -> 200")
+    print(f"GET /ping -> {_ping(port)}")
     rows = [line.rsplit(",", 1) for line in SAMPLE.read_text().splitlines()[1:4]]
     csv_body = "\n".join(features for features, _ in rows)
     status, body = _post(port, csv_body, "text/csv")
