@@ -1,0 +1,92 @@
+"""The events the retrain function receives, and its settings, as pydantic models.
+
+EventBridge delivers:
+- "CloudWatch Alarm State Change" (source ``aws.cloudwatch``): a drift or model-quality alarm of an
+  endpoint changed state. ALARM starts a retrain; any other state is ignored.
+- "SageMaker Processing Job State Change" (source ``aws.sagemaker``): a monitoring run ended.
+  A failed run is notified, never retrained on (no verdict came out of it).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Lenient(BaseModel):
+    # AWS adds fields over time; only the ones we read are declared.
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+
+class AlarmState(_Lenient):
+    value: Literal["OK", "ALARM", "INSUFFICIENT_DATA"]
+    reason: str = ""
+    timestamp: str = ""
+
+
+class Metric(_Lenient):
+    namespace: str = ""
+    name: str = ""
+    dimensions: dict[str, str] = {}
+
+
+class MetricStat(_Lenient):
+    metric: Metric
+
+
+class AlarmMetric(_Lenient):
+    id: str = ""
+    metric_stat: MetricStat | None = Field(default=None, alias="metricStat")
+
+
+class AlarmConfiguration(_Lenient):
+    metrics: list[AlarmMetric] = []
+
+
+class AlarmDetail(_Lenient):
+    alarm_name: str = Field(alias="alarmName", min_length=1, max_length=255)
+    state: AlarmState
+    previous_state: AlarmState | None = Field(default=None, alias="previousState")
+    configuration: AlarmConfiguration = AlarmConfiguration()
+
+    def dimension(self, name: str) -> str | None:
+        """The value of a dimension of the alarm's metric(s), if they agree on one."""
+        values = {
+            m.metric_stat.metric.dimensions[name]
+            for m in self.configuration.metrics
+            if m.metric_stat is not None and name in m.metric_stat.metric.dimensions
+        }
+        return values.pop() if len(values) == 1 else None
+
+
+class AlarmStateChange(EventBridgeModel):
+    source: Literal["aws.cloudwatch"]
+    detail_type: Literal["CloudWatch Alarm State Change"] = Field(alias="detail-type")
+    detail: AlarmDetail
+
+
+class ProcessingJobDetail(_Lenient):
+    processing_job_name: str = Field(alias="ProcessingJobName", min_length=1, max_length=63)
+    processing_job_status: str = Field(alias="ProcessingJobStatus")
+    failure_reason: str = Field(default="", alias="FailureReason")
+    exit_message: str = Field(default="", alias="ExitMessage")
+
+
+class ProcessingJobStateChange(EventBridgeModel):
+    source: Literal["aws.sagemaker"]
+    detail_type: Literal["SageMaker Processing Job State Change"] = Field(alias="detail-type")
+    detail: ProcessingJobDetail
+
+
+class Settings(_Lenient):
+    """The function's environment variables, read once at cold start."""
+
+    pipeline_name: str = Field(alias="PIPELINE_NAME", min_length=1, max_length=256)
+    topic_arn: str = Field(alias="TOPIC_ARN", pattern=r"^arn:aws[a-z-]*:sns:")
+    table_name: str = Field(alias="TABLE_NAME", min_length=3, max_length=255)
+    cooldown_hours: float = Field(default=24.0, alias="COOLDOWN_HOURS", gt=0, le=24 * 90)
+    monitoring_bucket: str = Field(default="", alias="MONITORING_BUCKET")
+    # Optional: train on this data instead of the pipeline's default InputDataUri.
+    input_data_uri: str = Field(default="", alias="INPUT_DATA_URI", pattern=r"^(s3://[^/]+/.+)?$")

@@ -1,0 +1,208 @@
+"""The retrain decision: one pipeline execution per model per cooldown, its reasons recorded, every decision notified.
+
+Pure of Lambda: the clients are passed in, so tests drive it against a local AWS API server.
+
+- The cooldown is a DynamoDB item per model (``cooldown#<endpoint>``), written with a condition:
+  of several alarms firing together, exactly one wins the write and starts a retrain.
+- The execution's description says why (alarm, reason, endpoint, model version, violations file),
+  so the lineage of the model it produces names the drift that caused it.
+- ``ClientRequestToken`` is the event's id: a redelivered event cannot start a second execution.
+- A failed start releases the cooldown it took, so the next alarm (or the retry) can try again.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+from botocore.exceptions import ClientError
+
+from model_retrain.events import AlarmStateChange, ProcessingJobStateChange, Settings
+
+Action = Literal["started", "skipped_cooldown", "ignored", "monitoring_failed"]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the function decided for one event, as notified and logged."""
+
+    action: Action
+    model: str
+    reason: str
+    execution_arn: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+class RetrainError(RuntimeError):
+    """Starting the retrain failed; the cooldown was released and the failure notified."""
+
+
+class Retrainer:
+    """Decides and acts on one event at a time."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        sagemaker: Any,
+        dynamodb: Any,
+        sns: Any,
+        s3: Any | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings, self.sagemaker, self.dynamodb, self.sns, self.s3, self.clock = (
+            settings,
+            sagemaker,
+            dynamodb,
+            sns,
+            s3,
+            clock,
+        )
+
+    # --- events ------------------------------------------------------------------------------
+
+    def on_alarm(self, event: AlarmStateChange) -> Decision:
+        """An alarm changed state: retrain on ALARM, unless this model retrained within the cooldown."""
+        detail = event.detail
+        model = detail.dimension("EndpointName") or detail.alarm_name
+        if detail.state.value != "ALARM":
+            return Decision("ignored", model, f"alarm {detail.alarm_name} is {detail.state.value}, not ALARM")
+        now = self.clock()
+        if not self._take_cooldown(model, event.id, now):
+            decision = Decision(
+                "skipped_cooldown",
+                model,
+                f"alarm {detail.alarm_name}: {model} retrained less than {self.settings.cooldown_hours:g} h ago",
+            )
+            self._notify(decision)
+            return decision
+        why = self._reasons(detail.alarm_name, detail.state.reason, model)
+        try:
+            arn = self._start(event.id, why)
+        except ClientError as exc:
+            self._release_cooldown(model, event.id)
+            failed = Decision("started", model, f"retrain failed to start: {exc}; {why}")
+            self._notify(failed, subject="Retrain FAILED to start")
+            raise RetrainError(failed.reason) from exc
+        decision = Decision("started", model, why, arn)
+        self._notify(decision)
+        return decision
+
+    def on_monitoring_job(self, event: ProcessingJobStateChange) -> Decision:
+        """A monitoring run ended: a failure is notified (there is no verdict to retrain on)."""
+        job = event.detail
+        if job.processing_job_status != "Failed":
+            return Decision("ignored", job.processing_job_name, f"monitoring job {job.processing_job_status}")
+        decision = Decision(
+            "monitoring_failed",
+            job.processing_job_name,
+            f"monitoring job {job.processing_job_name} failed: {job.failure_reason or job.exit_message or 'no reason'}",
+        )
+        self._notify(decision, subject="Monitoring run FAILED")
+        return decision
+
+    # --- steps -------------------------------------------------------------------------------
+
+    def _take_cooldown(self, model: str, event_id: str, now: float) -> bool:
+        until = int(now + self.settings.cooldown_hours * 3600)
+        try:
+            self.dynamodb.put_item(
+                TableName=self.settings.table_name,
+                Item={
+                    "id": {"S": f"cooldown#{model}"},
+                    "until": {"N": str(until)},
+                    "event": {"S": event_id},
+                    "expiration": {"N": str(until)},  # the table's TTL attribute cleans it up
+                },
+                ConditionExpression="attribute_not_exists(id) OR #until < :now",
+                ExpressionAttributeNames={"#until": "until"},
+                ExpressionAttributeValues={":now": {"N": str(int(now))}},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def _release_cooldown(self, model: str, event_id: str) -> None:
+        try:
+            self.dynamodb.delete_item(
+                TableName=self.settings.table_name,
+                Key={"id": {"S": f"cooldown#{model}"}},
+                ConditionExpression="#event = :event",
+                ExpressionAttributeNames={"#event": "event"},
+                ExpressionAttributeValues={":event": {"S": event_id}},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+
+    def _reasons(self, alarm: str, reason: str, endpoint: str) -> str:
+        parts = [f"alarm {alarm}", f"endpoint {endpoint}", f"model {self._model_version(endpoint)}"]
+        violations = self._latest_violations(endpoint)
+        if violations:
+            parts.append(f"violations {violations}")
+        if reason:
+            parts.append(f"reason: {reason}")
+        return "; ".join(parts)
+
+    def _model_version(self, endpoint: str) -> str:
+        """The model package behind the endpoint's first variant, or why it is unknown."""
+        try:
+            config = self.sagemaker.describe_endpoint(EndpointName=endpoint)["EndpointConfigName"]
+            variants = self.sagemaker.describe_endpoint_config(EndpointConfigName=config)["ProductionVariants"]
+            model = self.sagemaker.describe_model(ModelName=variants[0]["ModelName"])
+        except (ClientError, KeyError, IndexError) as exc:
+            return f"unknown ({type(exc).__name__})"
+        containers = [model.get("PrimaryContainer", {}), *model.get("Containers", [])]
+        packages = [c["ModelPackageName"] for c in containers if c.get("ModelPackageName")]
+        return packages[0] if packages else str(model.get("ModelName", "unknown"))
+
+    def _latest_violations(self, endpoint: str) -> str:
+        """The newest constraint_violations.json the monitors wrote for this endpoint, as an S3 URI."""
+        bucket = self.settings.monitoring_bucket
+        if self.s3 is None or not bucket:
+            return ""
+        newest: tuple[Any, str] | None = None
+        try:
+            pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{endpoint}/")
+            for page in pages:
+                for item in page.get("Contents", []):
+                    if item["Key"].endswith("constraint_violations.json") and (
+                        newest is None or item["LastModified"] > newest[0]
+                    ):
+                        newest = (item["LastModified"], item["Key"])
+        except ClientError:
+            return ""
+        return f"s3://{bucket}/{newest[1]}" if newest else ""
+
+    def _start(self, event_id: str, why: str) -> str:
+        parameters = (
+            [{"Name": "InputDataUri", "Value": self.settings.input_data_uri}] if self.settings.input_data_uri else []
+        )
+        response = self.sagemaker.start_pipeline_execution(
+            PipelineName=self.settings.pipeline_name,
+            PipelineExecutionDisplayName=f"retrain-{int(self.clock())}",
+            PipelineExecutionDescription=f"retrain: {why}"[:3072],
+            PipelineParameters=parameters,
+            ClientRequestToken=event_id[:128].ljust(32, "0"),
+        )
+        return str(response["PipelineExecutionArn"])
+
+    def _notify(self, decision: Decision, subject: str = "") -> None:
+        titles = {
+            "started": "Retrain started",
+            "skipped_cooldown": "Retrain skipped (cooldown)",
+            "monitoring_failed": "Monitoring run FAILED",
+            "ignored": "Ignored",
+        }
+        self.sns.publish(
+            TopicArn=self.settings.topic_arn,
+            Subject=(subject or f"{titles[decision.action]}: {decision.model}")[:100],
+            Message=json.dumps(decision.as_dict(), sort_keys=True),
+        )
