@@ -11,10 +11,12 @@ PY := $(VENV)/bin/python
 CDK := node_modules/.bin/cdk
 CONFIG_DIR ?= config
 
-# Offline and quiet: no CLI telemetry or notices, no instance-metadata probing, no Node EOL banner.
+# Offline and quiet: no CLI telemetry or notices, no instance-metadata probing.
 export CDK_DISABLE_CLI_TELEMETRY := true
 export AWS_EC2_METADATA_DISABLED := true
-export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+# The CDK CLI and the CDK app's jsii runtime run on the Node.js LTS pinned in package.json (npm's
+# `node` package), not on whatever Node is installed: .nvmrc says the same for nvm users.
+export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: help install synth pipeline-definition test scan demo bench clean

@@ -52,6 +52,9 @@ class PipelineSettings:
     cache_expiry: str = "P30D"
     spark_preprocessing: bool = False
     spark_code_uri: str = ""  # where the runner uploads ml_code/spark/preprocess.py before the upsert
+    image_tag: str = ""  # the content hash of ml_code/ both images were built from
+    config_sha256: str = ""  # the environment's validated config, hashed
+    seed: int = 42
 
 
 def get_pipeline(settings: PipelineSettings) -> Any:
@@ -89,6 +92,8 @@ def get_pipeline(settings: PipelineSettings) -> Any:
     training_count = ParameterInteger("TrainingInstanceCount", default_value=settings.training_instance_count)
     threshold = ParameterFloat("MetricThreshold", default_value=settings.metric_threshold)
     approval = ParameterString("ModelApprovalStatus", default_value="PendingManualApproval")
+    # The commit CI built from (the runner fills it from CodeBuild's or GitHub's variables).
+    source_commit = ParameterString("SourceCommit", default_value="unknown")
 
     # The SDK types these as lists of str-or-PipelineVariable; ours are plain strings.
     subnets: list[Any] = list(settings.subnets)
@@ -181,7 +186,7 @@ def get_pipeline(settings: PipelineSettings) -> Any:
             "target": settings.target,
             "problem_type": settings.problem_type,
             "time_budget_seconds": str(settings.time_budget_seconds),
-            "seed": "42",
+            "seed": str(settings.seed),
         },
         sagemaker_session=session,
     )
@@ -258,6 +263,15 @@ def get_pipeline(settings: PipelineSettings) -> Any:
             approval_status=approval,
             model_metrics=metrics,
             description=f"{settings.name}: {settings.problem_type} model of {settings.target}",
+            # What this version was built from, on the version itself: enough to rebuild it.
+            customer_metadata_properties={
+                "source_commit": source_commit,
+                "image_tag": settings.image_tag,
+                "config_sha256": settings.config_sha256,
+                "seed": str(settings.seed),
+                "input_data_uri": input_data,
+                "time_budget_seconds": str(settings.time_budget_seconds),
+            },
         ),
         retry_policies=[service_retry],  # registering starts no job: job retry policies do not apply
     )
@@ -291,7 +305,16 @@ def get_pipeline(settings: PipelineSettings) -> Any:
     )
     return Pipeline(
         name=settings.name,
-        parameters=[input_data, processing_type, processing_count, training_type, training_count, threshold, approval],
+        parameters=[
+            input_data,
+            processing_type,
+            processing_count,
+            training_type,
+            training_count,
+            threshold,
+            approval,
+            source_commit,
+        ],
         steps=[preprocess, train, evaluate, baseline, gate],
         sagemaker_session=session,
     )

@@ -27,6 +27,7 @@ class PipelineParameters(BaseModel):
     TrainingInstanceCount: int = Field(ge=1, le=100)
     MetricThreshold: float
     ModelApprovalStatus: str = Field(pattern=r"^(PendingManualApproval|Approved|Rejected)$")
+    SourceCommit: str = Field(default="unknown", pattern=r"^([0-9a-f]{7,40}|unknown)$")
 
     @field_validator("ProcessingInstanceCount", "TrainingInstanceCount", mode="before")
     @classmethod

@@ -7,6 +7,8 @@ create is referenced through the discovery parameters they publish, ``{{ssm:/nam
 
 from __future__ import annotations
 
+import hashlib
+import os
 from typing import Any
 
 from pipelines.definition import PipelineSettings
@@ -70,6 +72,8 @@ def settings_for(config: EnvironmentConfig, image_tag: str) -> PipelineSettings:
         time_budget_seconds=build.time_budget_seconds,
         spark_preprocessing=build.spark_preprocessing,
         spark_code_uri=f"s3://{artifacts}/{spark_code_key(config, image_tag)}",
+        image_tag=image_tag,
+        config_sha256=hashlib.sha256(config.model_dump_json().encode()).hexdigest(),
     )
 
 
@@ -88,4 +92,11 @@ def default_parameters(settings: PipelineSettings) -> dict[str, Any]:
         "TrainingInstanceCount": settings.training_instance_count,
         "MetricThreshold": settings.metric_threshold,
         "ModelApprovalStatus": "PendingManualApproval",
+        "SourceCommit": source_commit(),
     }
+
+
+def source_commit(environ: dict[str, str] | None = None) -> str:
+    """The commit CI is building: CodeBuild's resolved source version, or GitHub's SHA."""
+    environ = dict(os.environ) if environ is None else environ
+    return environ.get("CODEBUILD_RESOLVED_SOURCE_VERSION") or environ.get("GITHUB_SHA") or "unknown"

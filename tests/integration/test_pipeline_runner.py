@@ -52,7 +52,8 @@ def _config(name: str = "dev", prefix: str = "mlops-dev"):
     return config.model_copy(update={"name_prefix": prefix})
 
 
-def test_upsert_resolves_discovery_references_then_runs(clients) -> None:
+def test_upsert_resolves_discovery_references_then_runs(clients, monkeypatch) -> None:
+    monkeypatch.setenv("CODEBUILD_RESOLVED_SOURCE_VERSION", "0a1b2c3d4e5f60718293")
     sagemaker, ssm = clients
     _discovery(ssm, "runner-a")
     config = _config(prefix="runner-a")
@@ -86,6 +87,7 @@ def test_upsert_resolves_discovery_references_then_runs(clients) -> None:
     values = {p["Name"]: p["Value"] for p in started}
     assert values["MetricThreshold"] == "2.9"
     assert values["InputDataUri"] == "s3://published-data-runner-a/abalone/abalone.csv"
+    assert values["SourceCommit"] == "0a1b2c3d4e5f60718293"
 
 
 def test_wait_polls_until_the_execution_ends() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import socket
 from pathlib import Path
@@ -70,6 +71,7 @@ def test_parameters_and_their_defaults_come_from_config(dev: dict) -> None:
         "TrainingInstanceCount": ("Integer", 1),
         "MetricThreshold": ("Float", 3.0),
         "ModelApprovalStatus": ("String", "PendingManualApproval"),
+        "SourceCommit": ("String", "unknown"),
     }
     steps = _steps(dev)
     for name in ("Preprocess", "Evaluate", "DataQualityBaseline"):
@@ -173,6 +175,13 @@ def test_registration_is_pending_approval_with_metrics_and_baselines(dev: dict) 
     assert container["Image"] == INFERENCE_IMAGE
     assert container["ModelDataUrl"] == {"Get": "Steps.Train.ModelArtifacts.S3ModelArtifacts"}
     assert register["InferenceSpecification"]["SupportedContentTypes"] == ["text/csv", "application/json"]
+    # The version records what it was built from.
+    record = register["CustomerMetadataProperties"]
+    assert record["source_commit"] == {"Get": "Parameters.SourceCommit"}
+    assert record["input_data_uri"] == {"Get": "Parameters.InputDataUri"}
+    assert record["image_tag"] == TAG and record["seed"] == "42"
+    config = load_config(ROOT / "config" / "dev.yaml")
+    assert record["config_sha256"] == hashlib.sha256(config.model_dump_json().encode()).hexdigest()
 
 
 def test_classification_gates_on_auc_at_least_the_threshold(tmp_path: Path) -> None:

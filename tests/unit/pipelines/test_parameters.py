@@ -83,3 +83,13 @@ def test_overrides_are_checked_before_references_are_resolved_but_a_start_needs_
         check_parameters(unresolved, ["TrainingInstanceCount=0"], resolved=False)
     with pytest.raises(ParameterError, match=r"unresolved discovery reference in InputDataUri='s3://\{\{ssm:"):
         check_parameters(unresolved)
+
+
+def test_the_source_commit_comes_from_codebuild_or_github() -> None:
+    from pipelines.settings import source_commit
+
+    assert source_commit({"CODEBUILD_RESOLVED_SOURCE_VERSION": "0a1b2c3d4e5f"}) == "0a1b2c3d4e5f"
+    assert source_commit({"GITHUB_SHA": "f" * 40}) == "f" * 40
+    assert source_commit({}) == "unknown"
+    with pytest.raises(ParameterError, match="SourceCommit"):
+        check_parameters(DEFAULTS, ["SourceCommit=main; rm -rf /"])
