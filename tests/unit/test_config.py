@@ -447,3 +447,45 @@ def test_any_file_content_gives_a_config_or_one_error_naming_the_file(tmp_path: 
         assert load_config(path).name == "dev"
     except ConfigError as exc:
         assert str(exc).startswith(f"{path}: ")
+
+
+def test_the_subnet_rule_agrees_with_cdks_own_allocation() -> None:
+    # The rule must refuse exactly what CDK's Vpc cannot lay out (it used to die there with a jsii error).
+    import aws_cdk as cdk
+    from aws_cdk import aws_ec2 as ec2
+
+    from stacks.config import CreatedNetwork
+
+    cases = [
+        ("10.0.0.0/24", 25, 2),
+        ("10.0.0.0/24", 25, 3),
+        ("10.0.0.0/24", 26, 4),
+        ("10.0.0.0/24", 26, 5),
+        ("10.0.0.0/16", 16, 2),
+        ("10.0.0.0/20", 16, 2),
+        ("10.0.0.0/16", 19, 6),
+        ("10.0.0.0/16", 20, 6),
+    ]
+    stack = cdk.Stack(cdk.App(), "Probe", env=cdk.Environment(account="111111111111", region="eu-west-1"))
+    for index, (cidr, mask, zones) in enumerate(cases):
+        names = [f"eu-west-1{z}" for z in "abcdef"[:zones]]
+        try:
+            CreatedNetwork(mode="create", cidr=cidr, subnet_cidr_mask=mask, availability_zones=names)
+            config_accepts = True
+        except ValueError:
+            config_accepts = False
+        try:
+            ec2.Vpc(
+                stack,
+                f"Vpc{index}",
+                ip_addresses=ec2.IpAddresses.cidr(cidr),
+                availability_zones=names,
+                nat_gateways=0,
+                subnet_configuration=[
+                    ec2.SubnetConfiguration(name="private", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, cidr_mask=mask)
+                ],
+            )
+            cdk_accepts = True
+        except RuntimeError:
+            cdk_accepts = False
+        assert config_accepts == cdk_accepts, (cidr, mask, zones)

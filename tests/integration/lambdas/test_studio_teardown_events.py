@@ -13,11 +13,14 @@ import json
 import logging
 from typing import Any
 
+from botocore.exceptions import ClientError
+from botocore.stub import Stubber
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from studio_teardown import cfn_response
 from studio_teardown.cfn_response import ResponseTarget
 from studio_teardown.handler import handle
+from studio_teardown.teardown import Teardown, TeardownTimeout
 
 from tests.integration.conftest import aws_client
 
@@ -169,3 +172,43 @@ def test_every_document_fits_cloudformations_limit_and_keeps_what_fits(reason, p
     assert len(json.dumps(document).encode()) <= cfn_response.MAX_BODY_BYTES
     kept = document["Reason"].removesuffix(" [cut]")
     assert reason.startswith(kept)
+
+
+@settings(max_examples=60, deadline=None)
+@given(deadline=st.floats(0, 120), throttles=st.integers(0, 10))
+def test_throttling_backoff_never_sleeps_past_the_deadline(deadline: float, throttles: int) -> None:
+    client = aws_client("sagemaker", None)
+    clock = Clock()
+    teardown = Teardown(client, "d-abc123", deadline=deadline, sleep=clock.sleep, clock=clock, log=lambda _: None)
+    with Stubber(client) as stub:
+        for _ in range(throttles):
+            stub.add_client_error("list_apps", service_error_code="ThrottlingException", http_status_code=400)
+        stub.add_response("list_apps", {"Apps": []})
+        try:
+            teardown.call("list_apps", DomainIdEquals="d-abc123")
+            outcome = "answered"
+        except TeardownTimeout:
+            outcome = "deadline"
+        except ClientError:
+            outcome = "gave up"
+    assert clock.now <= deadline
+    if outcome == "answered":
+        assert len(clock.sleeps) == throttles
+    elif outcome == "gave up":
+        assert throttles >= teardown.max_attempts
+    else:
+        # Stopped only because the next wait would have crossed the deadline.
+        assert clock.now + min(2.0 ** len(clock.sleeps), 20.0) > deadline or clock.now >= deadline
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+    def __call__(self) -> float:
+        return self.now
