@@ -465,3 +465,18 @@ def test_the_deadline_margin_covers_one_sdk_call_and_a_whole_answer(lambda_envir
     assert (
         config.connect_timeout + config.read_timeout + (cfn_response.WORST_CASE_SECONDS) < handler.SAFETY_MARGIN_SECONDS
     )
+
+
+def test_a_certificate_nobody_trusts_is_not_answered(tls_files, monkeypatch) -> None:
+    # The test certificate is trusted only through SSL_CERT_FILE: without it, verification fails as in AWS.
+    from tests.integration.lambdas.conftest import ResponseSink
+
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    sink = ResponseSink(tls_files)
+    try:
+        target = cfn_response.ResponseTarget(sink.url, "stack", "req", "Teardown")
+        failure = FAST(target, status="SUCCESS", reason="ok", physical_id="p")
+    finally:
+        sink.server.shutdown()
+    assert failure is not None and "CERTIFICATE_VERIFY_FAILED" in failure
+    assert sink.documents == []
