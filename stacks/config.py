@@ -412,9 +412,20 @@ def _format_error(path: Path, error: ValidationError) -> str:
     return "\n".join(lines)
 
 
-class _DepthExceeded(yaml.YAMLError):
+class _Unreadable(yaml.YAMLError):
+    """YAML that parses, but that no configuration should be read from; the message is one line."""
+
+
+class _DepthExceeded(_Unreadable):
     def __init__(self, line: int) -> None:
-        super().__init__(f"nested more than {MAX_YAML_DEPTH} levels deep at line {line}")
+        super().__init__(f"not a configuration: nested more than {MAX_YAML_DEPTH} levels deep at line {line}")
+
+
+class _DuplicateKey(_Unreadable):
+    def __init__(self, key: object, line: int, first: int) -> None:
+        super().__init__(
+            f"line {line}: duplicate key {key!r} (first at line {first}); YAML would silently keep only the last one"
+        )
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -446,11 +457,7 @@ class _StrictLoader(yaml.SafeLoader):
             except TypeError:
                 continue  # an unhashable key: PyYAML's own error names it below
             if first is not None:
-                raise yaml.constructor.ConstructorError(
-                    problem=f"duplicate key {key!r} at line {line} (first at line {first}): YAML would keep only "
-                    "the last one silently",
-                    problem_mark=key_node.start_mark,
-                )
+                raise _DuplicateKey(key, line, first)
             seen[key] = line
         return super().construct_mapping(node, deep=deep)
 
@@ -469,10 +476,11 @@ def _read_yaml(path: Path) -> object:
         ) from None
     try:
         return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass: no arbitrary objects
-    except _DepthExceeded as exc:
-        raise ConfigError(f"{path}: not a configuration: {exc}") from None
+    except _Unreadable as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        where = str(exc).replace('"<unicode string>"', str(path))  # PyYAML names the text, not the file
+        raise ConfigError(f"{path}: not valid YAML: {where}") from None
     except RecursionError:  # belt and braces: construct_object also recurses
         raise ConfigError(f"{path}: not a configuration: nested too deeply") from None
 
