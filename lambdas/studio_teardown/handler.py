@@ -106,16 +106,15 @@ def handle(
     raw_physical_id = event.get("PhysicalResourceId")
     try:
         parsed = parse_event(event)
-    except ValidationError as exc:
+    except Exception as exc:  # a ValidationError above all; anything else is still an event that cannot be read
+        problem = describe(exc) if isinstance(exc, ValidationError) else f"{type(exc).__name__}: {exc}"
         target, why = salvage_target(event)
         if target is None:
             return _unanswerable(why)
         physical_id = _fallback_physical_id(raw_physical_id, target)
         if event.get("RequestType") == "Delete":
-            return _answer(
-                target, "SUCCESS", f"nothing to delete: unreadable event ({describe(exc)})", physical_id, respond
-            )
-        return _answer(target, "FAILED", f"bad event: {describe(exc)}", physical_id, respond)
+            return _answer(target, "SUCCESS", f"nothing to delete: unreadable event ({problem})", physical_id, respond)
+        return _answer(target, "FAILED", f"bad event: {problem}", physical_id, respond)
 
     target = target_of(parsed)
     physical_id = _fallback_physical_id(raw_physical_id, target)
