@@ -19,7 +19,7 @@ export AWS_EC2_METADATA_DISABLED := true
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help install synth pipeline-definition test scan demo bench clean
+.PHONY: help install synth pipeline-definition test scan demo bench clean ls deploy diff destroy require-env
 
 help:
 	@echo "make install   create .venv, .venv-scan and node_modules (idempotent)"
@@ -28,6 +28,11 @@ help:
 	@echo "make test      unit, infra and integration tests, determinism, cfn-lint, checkov"
 	@echo "make demo      install, synth, and print what was built"
 	@echo "make bench     run the benchmarks in bench/"
+	@echo "make ls ENV=dev       list one environment's stacks (offline; without ENV: every environment's)"
+	@echo "make diff ENV=dev     compare one environment with what is deployed (needs AWS credentials)"
+	@echo "make deploy ENV=dev   deploy one environment's stacks (needs AWS credentials)"
+	@echo "make destroy ENV=dev  delete one environment's stacks, after a confirmation (needs AWS credentials)"
+	@echo "                      all four take CONFIG_DIR=config/examples/multi-account and CDK_ARGS='...'"
 
 install: $(VENV)/.installed $(SCAN_VENV)/.installed node_modules/.installed
 
@@ -83,3 +88,43 @@ bench: install
 
 clean:
 	rm -rf cdk.out build .pytest_cache
+
+# --- one environment through the pinned CLI ----------------------------------------------------------
+# Every stack sits inside its environment's Stage, so the CLI selects them with '<env>/*' (`--all` only sees
+# top-level stacks and finds none). -c env also keeps the app from building the other environments.
+ENV ?=
+CDK_ARGS ?=
+CDK_ENV = $(CDK) --no-notices -c config_dir=$(CONFIG_DIR) $(if $(ENV),-c env=$(ENV))
+SELECTOR = '$(if $(ENV),$(ENV),*)/*'
+
+# Without credentials `cdk diff` compares against nothing and reports "0 differences": ask STS first.
+define CHECK_CREDENTIALS
+import sys
+from pathlib import Path
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+from stacks.config import ConfigError, load_environments
+try:
+    (config,) = load_environments(Path("$(CONFIG_DIR)"), "$(ENV)")
+except ConfigError as exc:
+    sys.exit(f"error: {exc}")
+try:
+    sts = boto3.client("sts", region_name=config.region, config=Config(connect_timeout=5, retries={"max_attempts": 2}))
+    arn = sts.get_caller_identity()["Arn"]
+except (BotoCoreError, ClientError) as exc:
+    sys.exit(f"error: make {sys.argv[1]} ENV=$(ENV) needs AWS credentials (for account {config.account} or one it trusts), "
+             f"and none work: {exc}")
+print(f"{config.name}: account {config.account}, region {config.region}, as {arn}")
+endef
+export CHECK_CREDENTIALS
+
+require-env:
+	@test -n "$(ENV)" || { echo "error: ENV is required, e.g. make $(MAKECMDGOALS) ENV=dev (one of: $$(ls $(CONFIG_DIR)/*.yaml 2>/dev/null | xargs -n1 basename 2>/dev/null | sed 's/\.yaml$$//' | tr '\n' ' '))" >&2; exit 2; }
+
+ls: install
+	$(CDK_ENV) ls $(CDK_ARGS) $(SELECTOR)
+
+diff deploy destroy: install require-env
+	@$(PY) -c "$$CHECK_CREDENTIALS" $@
+	$(CDK_ENV) $@ $(CDK_ARGS) $(SELECTOR)

@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """CDK entry point: one Stage per environment, from config/<env>.yaml.
 
-cdk synth                  # dev, staging and prod
-cdk synth -c env=dev       # one environment
+An environment is a config file: config/qa.yaml makes an environment qa, like the shipped three.
+
+cdk synth                  # every environment in config/ (dev, staging, prod first)
+cdk synth -c env=dev       # one environment; the CLI selects its stacks with 'dev/*'
 cdk synth -c config_dir=config/examples/multi-account
 """
 

@@ -7,15 +7,23 @@ file, the field and the problem. A missing file is an error, never a default.
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-ENVIRONMENT_NAMES = ("dev", "staging", "prod")
+# An environment is a config file: config/<name>.yaml. The name becomes the CDK Stage's id, hence the
+# CLI's selector ('<name>/*') and the artifact's folder, and appears in tags and descriptions: lowercase
+# letters, digits and inner hyphens, 2-16 characters, are safe in all of them.
+ENVIRONMENT_NAME = r"^[a-z](?:[a-z0-9-]{0,14}[a-z0-9])$"
+ENVIRONMENT_NAME_RULE = "2-16 lowercase letters, digits and hyphens, starting with a letter and not ending in a hyphen"
+# The usual promotion order lists first; any other environment follows, alphabetically.
+CONVENTIONAL_ORDER = ("dev", "staging", "prod")
+MAX_YAML_DEPTH = 32  # the deepest shipped file has 4 levels; pyyaml itself recurses ~1,000 levels into a crash
 
 AccountId = Annotated[str, Field(pattern=r"^\d{12}$", description="12-digit AWS account id")]
 Region = Annotated[str, Field(pattern=r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")]
@@ -24,6 +32,14 @@ AvailabilityZone = Annotated[str, Field(pattern=r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a
 
 class ConfigError(Exception):
     """A configuration file is missing or invalid; the message names file, field and problem."""
+
+
+class CrossFieldError(ValueError):
+    """A rule over several fields: the error is reported at those fields, not at their parent."""
+
+    def __init__(self, fields: tuple[str, ...], message: str) -> None:
+        super().__init__(message)
+        self.fields = fields
 
 
 class _Strict(BaseModel):
@@ -62,6 +78,21 @@ class CreatedNetwork(_Strict):
             raise ValueError("availability zones must be distinct")
         return value
 
+    @model_validator(mode="after")
+    def _subnets_fit(self) -> CreatedNetwork:
+        # One private subnet of /subnet_cidr_mask per zone, allocated from the VPC's range (stacks/foundation).
+        prefix = ipaddress.ip_network(self.cidr).prefixlen
+        zones = len(self.availability_zones)
+        if self.subnet_cidr_mask < prefix or 2 ** (self.subnet_cidr_mask - prefix) < zones:
+            fits = 2 ** (self.subnet_cidr_mask - prefix) if self.subnet_cidr_mask >= prefix else 0
+            needed = prefix + math.ceil(math.log2(zones))
+            raise CrossFieldError(
+                ("cidr", "subnet_cidr_mask", "availability_zones"),
+                f"the VPC {self.cidr} holds {fits} subnet(s) of /{self.subnet_cidr_mask} but {zones} zones need one "
+                f"each: use a subnet_cidr_mask of at least /{needed}, a larger cidr, or fewer zones",
+            )
+        return self
+
 
 class ImportedNetwork(_Strict):
     """An existing VPC, given by explicit ids (never looked up at synth)."""
@@ -85,9 +116,10 @@ class ImportedNetwork(_Strict):
     def _one_subnet_per_zone(self) -> ImportedNetwork:
         counts = {len(self.availability_zones), len(self.private_subnet_ids), len(self.private_route_table_ids)}
         if len(counts) != 1:
-            raise ValueError(
+            raise CrossFieldError(
+                ("availability_zones", "private_subnet_ids", "private_route_table_ids"),
                 "availability_zones, private_subnet_ids and private_route_table_ids must have the same length "
-                "(one subnet and route table per zone)"
+                "(one subnet and route table per zone)",
             )
         return self
 
@@ -108,7 +140,9 @@ class Retention(_Strict):
     @model_validator(mode="after")
     def _auto_delete_needs_destroy(self) -> Retention:
         if self.auto_delete_objects and self.removal_policy is not RemovalPolicyName.DESTROY:
-            raise ValueError("auto_delete_objects: true requires removal_policy: destroy")
+            raise CrossFieldError(
+                ("auto_delete_objects", "removal_policy"), "auto_delete_objects: true requires removal_policy: destroy"
+            )
         return self
 
 
@@ -168,31 +202,93 @@ class ModelBuildSource(_Strict):
     @model_validator(mode="after")
     def _kind_needs(self) -> ModelBuildSource:
         if self.kind == "codeconnections" and not self.connection_arn:
-            raise ValueError("kind codeconnections needs connection_arn (the CodeConnections connection to GitHub)")
+            raise CrossFieldError(
+                ("kind", "connection_arn"),
+                "kind codeconnections needs connection_arn (the CodeConnections connection to GitHub)",
+            )
         if self.kind != "codeconnections" and self.connection_arn:
-            raise ValueError(f"connection_arn is only used with kind codeconnections, not {self.kind}")
+            raise CrossFieldError(
+                ("kind", "connection_arn"), f"connection_arn is only used with kind codeconnections, not {self.kind}"
+            )
         if self.kind != "codecommit" and "/" not in self.repository:
-            raise ValueError(f"kind {self.kind} needs repository as owner/name, got {self.repository!r}")
+            raise CrossFieldError(
+                ("kind", "repository"), f"kind {self.kind} needs repository as owner/name, got {self.repository!r}"
+            )
         if self.kind == "codecommit" and "/" in self.repository:
-            raise ValueError("kind codecommit needs a repository name without an owner")
+            raise CrossFieldError(("kind", "repository"), "kind codecommit needs a repository name without an owner")
         return self
 
 
-class PipelineDefaults(_Strict):
-    """Default values of the SageMaker Pipeline's parameters; each can be overridden per execution."""
+ProblemType = Literal["regression", "binary", "multiclass"]
+# The shipped sample (UCI Abalone): its target, and a test-RMSE bar the searched models clear.
+SAMPLE_DATA_KEY = "abalone/abalone.csv"
+SAMPLE_TARGET = "rings"
+SAMPLE_MAX_RMSE = 3.0
+# Classification metrics lie in [0, 1] whatever the data, so they have defaults; RMSE is in the target's units.
+DEFAULT_THRESHOLDS: dict[str, float] = {"binary": 0.75, "multiclass": 0.7}
+METRIC_OF = {"regression": "maximum test RMSE", "binary": "minimum test AUC", "multiclass": "minimum weighted F1"}
 
-    target: str = "rings"
-    problem_type: Literal["regression", "binary", "multiclass"] = "regression"
-    input_data_key: str = Field(default="abalone/abalone.csv", description="key in the data bucket")
+
+class PipelineDefaults(_Strict):
+    """Default values of the SageMaker Pipeline's parameters; each can be overridden per execution.
+
+    ``target`` and ``metric_threshold`` are filled in only where they can be known: the target
+    of the shipped sample data, the sample's RMSE bar, a classification metric's default.
+    Elsewhere they are required, so that no pipeline gates on a threshold it can never meet.
+    """
+
+    target: str = Field(min_length=1)
+    problem_type: ProblemType = "regression"
+    input_data_key: str = Field(default=SAMPLE_DATA_KEY, min_length=1, description="key in the data bucket")
     processing_instance_type: str = Field(default="ml.m5.xlarge", pattern=INSTANCE_TYPE)
     processing_instance_count: int = Field(default=1, ge=1, le=100)
     training_instance_type: str = Field(default="ml.m5.xlarge", pattern=INSTANCE_TYPE)
     training_instance_count: int = Field(default=1, ge=1, le=100)
     # Regression: the test RMSE must be at most this. Classification: AUC / weighted F1 at least this.
-    metric_threshold: float = Field(default=3.0, gt=0)
+    metric_threshold: float = Field(gt=0, allow_inf_nan=False)
     time_budget_seconds: int = Field(default=600, ge=10)
     # Large data: preprocess with Spark (SageMaker's PySparkProcessor) on ProcessingInstanceCount instances.
     spark_preprocessing: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_what_can_be_known(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        problem = data.get("problem_type", "regression")
+        sample = data.get("input_data_key", SAMPLE_DATA_KEY) == SAMPLE_DATA_KEY
+        if "target" not in data:
+            if not (sample and problem == "regression"):
+                raise CrossFieldError(
+                    ("target", "problem_type", "input_data_key"),
+                    f"target is required: the column to predict cannot be inferred for a {problem} model of "
+                    f"{data.get('input_data_key', SAMPLE_DATA_KEY)!r} (only the sample data {SAMPLE_DATA_KEY!r} "
+                    f"has a known target, {SAMPLE_TARGET!r}, for regression)",
+                )
+            data["target"] = SAMPLE_TARGET
+        if "metric_threshold" not in data:
+            if problem in DEFAULT_THRESHOLDS:
+                data["metric_threshold"] = DEFAULT_THRESHOLDS[problem]
+            elif problem == "regression" and sample and data["target"] == SAMPLE_TARGET:
+                data["metric_threshold"] = SAMPLE_MAX_RMSE
+            elif problem == "regression" and isinstance(data["target"], str) and data["target"]:
+                raise CrossFieldError(
+                    ("metric_threshold", "problem_type", "target"),
+                    f"metric_threshold is required: the {METRIC_OF['regression']} is in the units of "
+                    f"{data['target']!r}, and only the sample data's has a default ({SAMPLE_MAX_RMSE})",
+                )
+        return data
+
+    @model_validator(mode="after")
+    def _threshold_in_range(self) -> PipelineDefaults:
+        if self.problem_type != "regression" and not 0 < self.metric_threshold <= 1:
+            raise CrossFieldError(
+                ("metric_threshold", "problem_type"),
+                f"metric_threshold {self.metric_threshold} is out of range for problem_type {self.problem_type}: "
+                f"the gate is a {METRIC_OF[self.problem_type]}, which lies between 0 and 1 (a model could never pass)",
+            )
+        return self
 
 
 class ModelBuild(_Strict):
@@ -200,7 +296,7 @@ class ModelBuild(_Strict):
 
     enabled: bool = True
     source: ModelBuildSource
-    pipeline: PipelineDefaults = PipelineDefaults()
+    pipeline: PipelineDefaults = Field(default_factory=lambda: PipelineDefaults.model_validate({}))
 
 
 # CloudWatch Logs accepts only these retention periods.
@@ -238,9 +334,9 @@ RUNNER_SESSION_HOURS = PIPELINE_WAIT_HOURS + 1
 
 
 class EnvironmentConfig(_Strict):
-    """Everything that differs between dev, staging and prod."""
+    """Everything that differs between environments (dev, staging, prod, or any other)."""
 
-    name: str = Field(pattern=r"^[a-z][a-z0-9-]{1,15}$")
+    name: str = Field(pattern=ENVIRONMENT_NAME)
     account: AccountId
     region: Region
     tooling_account: AccountId | None = Field(
@@ -261,20 +357,29 @@ class EnvironmentConfig(_Strict):
     @classmethod
     def _log_retention_allowed(cls, value: Retention) -> Retention:
         if value.log_retention_days not in LOG_RETENTION_DAYS:
-            raise ValueError(f"log_retention_days must be one of CloudWatch's values {LOG_RETENTION_DAYS}")
+            raise CrossFieldError(
+                ("log_retention_days",), f"log_retention_days must be one of CloudWatch's values {LOG_RETENTION_DAYS}"
+            )
         return value
 
     @model_validator(mode="after")
     def _cross_checks(self) -> EnvironmentConfig:
         if self.tooling_account == self.account:
-            raise ValueError("tooling_account must differ from account (omit it for a single-account setup)")
+            raise CrossFieldError(
+                ("tooling_account", "account"),
+                "tooling_account must differ from account (omit it for a single-account setup)",
+            )
         if self.networking.flow_log_retention_days not in LOG_RETENTION_DAYS:
-            raise ValueError(
-                f"networking.flow_log_retention_days must be one of CloudWatch's values {LOG_RETENTION_DAYS}"
+            raise CrossFieldError(
+                ("networking.flow_log_retention_days",),
+                f"flow_log_retention_days must be one of CloudWatch's values {LOG_RETENTION_DAYS}",
             )
         for zone in self.networking.availability_zones:
             if not zone.startswith(self.region):
-                raise ValueError(f"availability zone {zone!r} is not in region {self.region!r}")
+                raise CrossFieldError(
+                    ("networking.availability_zones", "region"),
+                    f"availability zone {zone!r} is not in region {self.region!r}",
+                )
         return self
 
     @property
@@ -349,11 +454,90 @@ class EnvironmentConfig(_Strict):
 def _format_error(path: Path, error: ValidationError) -> str:
     lines = [f"{path}: invalid configuration"]
     for item in error.errors():
-        where = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        parts = [str(part) for part in item["loc"]]
+        cause = (item.get("ctx") or {}).get("error")
+        if isinstance(cause, CrossFieldError):
+            # A rule over several fields is reported at those fields, each with its full path.
+            where = ", ".join(".".join([*parts, field]) for field in cause.fields)
+        else:
+            where = ".".join(parts) or "(top level)"
         # Drop the tag pydantic adds for discriminated unions ("networking.create.cidr").
         where = re.sub(r"\.(create|import)\b", "", where)
         lines.append(f"  {where}: {item['msg']}")
     return "\n".join(lines)
+
+
+class _Unreadable(yaml.YAMLError):
+    """YAML that parses, but that no configuration should be read from; the message is one line."""
+
+
+class _DepthExceeded(_Unreadable):
+    def __init__(self, line: int) -> None:
+        super().__init__(f"not a configuration: nested more than {MAX_YAML_DEPTH} levels deep at line {line}")
+
+
+class _DuplicateKey(_Unreadable):
+    def __init__(self, key: object, line: int, first: int) -> None:
+        super().__init__(
+            f"line {line}: duplicate key {key!r} (first at line {first}); YAML would silently keep only the last one"
+        )
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing duplicate keys and nesting deeper than any config needs."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        # PyYAML composes recursively: ~1,000 levels crash it with a RecursionError. Stop long before.
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                raise _DepthExceeded(self.peek_event().start_mark.line + 1)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # "<<: *defaults" merges on purpose; its keys may be overridden
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                first = seen.get(key)
+            except TypeError:
+                continue  # an unhashable key: PyYAML's own error names it below
+            if first is not None:
+                raise _DuplicateKey(key, line, first)
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _read_yaml(path: Path) -> object:
+    raw = path.read_bytes()
+    if b"\x00" in raw:  # UTF-16 or UTF-32 without a byte-order mark: valid UTF-8, but not text YAML reads
+        raise ConfigError(
+            f"{path}: not UTF-8 text (NUL byte at offset {raw.index(0)}: UTF-16 or UTF-32?); save it as UTF-8"
+        )
+    try:
+        text = raw.decode("utf-8-sig")  # a UTF-8 byte-order mark is harmless; UTF-16's is not
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); save it as UTF-8"
+        ) from None
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass: no arbitrary objects
+    except _Unreadable as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    except yaml.YAMLError as exc:
+        where = str(exc).replace('"<unicode string>"', str(path))  # PyYAML names the text, not the file
+        raise ConfigError(f"{path}: not valid YAML: {where}") from None
+    except RecursionError:  # belt and braces: construct_object also recurses
+        raise ConfigError(f"{path}: not a configuration: nested too deeply") from None
 
 
 def load_config(path: Path) -> EnvironmentConfig:
@@ -366,15 +550,13 @@ def load_config(path: Path) -> EnvironmentConfig:
         The validated configuration.
 
     Raises:
-        ConfigError: the file is missing, is not YAML, or breaks the schema. The
-            message names the file, the field and the problem.
+        ConfigError: the file is missing, is not UTF-8, is not YAML (duplicate keys and
+            absurd nesting included), or breaks the schema. The message names the file,
+            the field (or line) and the problem.
     """
     if not path.is_file():
         raise ConfigError(f"{path}: configuration file not found")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    raw = _read_yaml(path)
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
     try:
@@ -386,19 +568,48 @@ def load_config(path: Path) -> EnvironmentConfig:
     return config
 
 
+def environment_names(config_dir: Path) -> list[str]:
+    """The environments in ``config_dir``: one per ``<name>.yaml``, dev, staging and prod first.
+
+    Raises:
+        ConfigError: the folder is missing or holds no environment, or a file name is not a valid name.
+    """
+    if not config_dir.is_dir():
+        raise ConfigError(f"{config_dir}: configuration folder not found")
+    names = []
+    for path in sorted(config_dir.glob("*.yaml")):
+        if not re.fullmatch(ENVIRONMENT_NAME, path.stem):
+            raise ConfigError(f"{path}: {path.stem!r} is not a valid environment name ({ENVIRONMENT_NAME_RULE})")
+        names.append(path.stem)
+    if not names:
+        raise ConfigError(f"{config_dir}: no environment: add <name>.yaml files")
+    known = [name for name in CONVENTIONAL_ORDER if name in names]
+    return known + [name for name in names if name not in CONVENTIONAL_ORDER]
+
+
 def load_environments(config_dir: Path, selected: str | None = None) -> list[EnvironmentConfig]:
-    """Load the selected environment, or all three when none is selected.
+    """Load the selected environment, or every environment in ``config_dir`` when none is selected.
 
     Args:
-        config_dir: folder holding ``dev.yaml``, ``staging.yaml`` and ``prod.yaml``.
+        config_dir: folder holding one ``<name>.yaml`` per environment.
         selected: an environment name from ``-c env=NAME``, or None for all.
 
     Raises:
-        ConfigError: an unknown name, a missing file or an invalid file.
+        ConfigError: an invalid name, a missing file or an invalid file.
     """
-    if selected is not None and selected not in ENVIRONMENT_NAMES:
-        raise ConfigError(f"-c env={selected}: unknown environment; expected one of {', '.join(ENVIRONMENT_NAMES)}")
-    names = [selected] if selected else list(ENVIRONMENT_NAMES)
+    if selected is not None:
+        if not isinstance(selected, str) or not re.fullmatch(ENVIRONMENT_NAME, selected):
+            raise ConfigError(f"-c env={selected}: not a valid environment name ({ENVIRONMENT_NAME_RULE})")
+        path = config_dir / f"{selected}.yaml"
+        if not path.is_file():
+            available = sorted(p.stem for p in config_dir.glob("*.yaml")) if config_dir.is_dir() else []
+            raise ConfigError(
+                f"-c env={selected}: no environment {selected!r}: {path} not found "
+                f"(environments there: {', '.join(available) or 'none'})"
+            )
+        names = [selected]
+    else:
+        names = environment_names(config_dir)
     configs = [load_config(config_dir / f"{name}.yaml") for name in names]
     _check_across_environments(config_dir, configs)
     return configs

@@ -24,8 +24,16 @@ GONE_CODES = frozenset({"ResourceNotFound", "ResourceNotFoundException"})
 DONE_APP_STATES = frozenset({"Deleted", "Failed"})  # a Failed app no longer blocks the domain
 
 
-class TeardownTimeout(Exception):
+class TeardownError(Exception):
+    """The teardown cannot finish; the message says what is left and why."""
+
+
+class TeardownTimeout(TeardownError):
     """Work remains when the deadline passes; the message says what."""
+
+
+class UnexpectedListing(TeardownError):
+    """SageMaker listed an item without a field needed to delete it."""
 
 
 @dataclass
@@ -55,15 +63,27 @@ class Teardown:
     # -- API calls with throttling retries ---------------------------------------------------
 
     def call(self, operation: str, **params: Any) -> dict[str, Any]:
-        """Call ``operation``, retrying throttling with exponential backoff."""
+        """Call ``operation``, retrying throttling with exponential backoff, never past the deadline.
+
+        Raises:
+            TeardownTimeout: the deadline has passed, or would pass during the next wait.
+            ClientError: any error but throttling, or throttling on the last attempt.
+        """
         delay = 1.0
         for attempt in range(1, self.max_attempts + 1):
+            if self.clock() >= self.deadline:
+                raise TeardownTimeout(f"deadline reached before {operation} on domain {self.domain_id}")
             try:
                 return getattr(self.client, operation)(**params)
             except ClientError as exc:
                 code = exc.response.get("Error", {}).get("Code", "")
                 if code not in THROTTLING_CODES or attempt == self.max_attempts:
                     raise
+                if self.clock() + delay > self.deadline:
+                    raise TeardownTimeout(
+                        f"{operation} on domain {self.domain_id} still throttled ({code}) after {attempt} tries "
+                        "at the deadline"
+                    ) from None
                 self.log(f"{operation} throttled ({code}); retry {attempt} in {delay:.0f} s")
                 self.sleep(delay)
                 delay = min(delay * 2, 20.0)
@@ -120,9 +140,13 @@ class Teardown:
         for app in pending:
             if app.get("Status") == "Deleting":
                 continue
-            owner = (
-                {"SpaceName": app["SpaceName"]} if app.get("SpaceName") else {"UserProfileName": app["UserProfileName"]}
-            )
+            _require(app, "list_apps", "AppType", "AppName")
+            if app.get("SpaceName"):
+                owner = {"SpaceName": _text(app, "SpaceName", "list_apps")}
+            elif app.get("UserProfileName"):
+                owner = {"UserProfileName": _text(app, "UserProfileName", "list_apps")}
+            else:
+                raise UnexpectedListing(f"list_apps returned an app with neither SpaceName nor UserProfileName: {app}")
             self._delete(
                 "delete_app",
                 f"delete app {app['AppType']}/{app['AppName']}",
@@ -137,6 +161,7 @@ class Teardown:
         pending = self.spaces()
         for space in pending:
             if space.get("Status") != "Deleting":
+                _require(space, "list_spaces", "SpaceName")
                 self._delete(
                     "delete_space",
                     f"delete space {space['SpaceName']}",
@@ -149,6 +174,7 @@ class Teardown:
         pending = self.user_profiles()
         for profile in pending:
             if profile.get("Status") != "Deleting":
+                _require(profile, "list_user_profiles", "UserProfileName")
                 self._delete(
                     "delete_user_profile",
                     f"delete user profile {profile['UserProfileName']}",
@@ -174,6 +200,7 @@ class Teardown:
 
         Raises:
             TeardownTimeout: work remains at the deadline.
+            UnexpectedListing: a listed item lacks a name needed to delete it.
             ClientError: an API error other than throttling, not-found or already-deleting.
         """
         if not self.domain_exists():
@@ -191,6 +218,18 @@ class Teardown:
             )
             self._until_empty("domain", lambda: int(self.domain_exists()))
         return self.actions
+
+
+def _text(item: dict[str, Any], key: str, operation: str) -> str:
+    value = item.get(key)
+    if not isinstance(value, str) or not value:
+        raise UnexpectedListing(f"{operation} returned an item whose {key} is not a name: {item}")
+    return value
+
+
+def _require(item: dict[str, Any], operation: str, *keys: str) -> None:
+    for key in keys:
+        _text(item, key, operation)
 
 
 def _code(exc: ClientError) -> str:

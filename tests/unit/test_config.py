@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from stacks.config import ConfigError, CreatedNetwork, ImportedNetwork, load_config, load_environments
 
@@ -46,14 +48,20 @@ def test_selecting_one_environment_loads_only_it() -> None:
     assert [c.name for c in load_environments(ROOT / "config", "staging")] == ["staging"]
 
 
-def test_unknown_environment_is_named() -> None:
-    with pytest.raises(ConfigError, match=r"-c env=qa: unknown environment; expected one of dev, staging, prod"):
+def test_an_environment_without_a_file_is_named_with_those_that_exist() -> None:
+    with pytest.raises(
+        ConfigError,
+        match=rf"-c env=qa: no environment 'qa': {ROOT}/config/qa.yaml not found \(environments there: dev, prod, "
+        r"staging\)",
+    ):
         load_environments(ROOT / "config", "qa")
 
 
 def test_missing_file_is_an_error_naming_it(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=rf"{tmp_path}/dev.yaml: configuration file not found"):
+    with pytest.raises(ConfigError, match=rf"{tmp_path}/dev.yaml not found \(environments there: none\)"):
         load_environments(tmp_path, "dev")
+    with pytest.raises(ConfigError, match=rf"{tmp_path}/dev.yaml: configuration file not found"):
+        load_config(tmp_path / "dev.yaml")
 
 
 def test_invalid_yaml_names_the_file(tmp_path: Path) -> None:
@@ -84,22 +92,40 @@ def test_top_level_must_be_a_mapping(tmp_path: Path) -> None:
         ),
         (
             lambda d: d["networking"].update(availability_zones=["us-east-1a", "us-east-1b"]),
-            "(top level)",
+            "networking.availability_zones, region",
             "availability zone 'us-east-1a' is not in region 'eu-west-1'",
         ),
         (
             lambda d: d["retention"].update(removal_policy="retain"),
-            "retention",
+            "retention.auto_delete_objects, retention.removal_policy",
             "auto_delete_objects: true requires removal_policy: destroy",
         ),
         (lambda d: d["retention"].update(removal_policy="snapshot"), "retention.removal_policy", "Input should be"),
-        (lambda d: d["retention"].update(log_retention_days=31), "retention", "must be one of CloudWatch's values"),
+        (
+            lambda d: d["retention"].update(log_retention_days=31),
+            "retention.log_retention_days",
+            "must be one of CloudWatch's values",
+        ),
+        (
+            lambda d: d["networking"].update(flow_log_retention_days=31),
+            "networking.flow_log_retention_days",
+            "must be one of CloudWatch's values",
+        ),
         (
             lambda d: d["retention"].update(key_pending_window_days=3),
             "retention.key_pending_window_days",
             "greater than or equal to 7",
         ),
-        (lambda d: d.update(tooling_account=d["account"]), "(top level)", "tooling_account must differ from account"),
+        (
+            lambda d: d.update(tooling_account=d["account"]),
+            "tooling_account, account",
+            "tooling_account must differ from account",
+        ),
+        (
+            lambda d: d["model_build"]["source"].update(kind="codeconnections"),
+            "model_build.source.kind, model_build.source.connection_arn",
+            "kind codeconnections needs connection_arn",
+        ),
     ],
 )
 def test_bad_field_is_named_with_its_problem(tmp_path: Path, mutate, field: str, problem: str) -> None:
@@ -118,7 +144,11 @@ def test_imported_network_needs_one_subnet_and_route_table_per_zone(tmp_path: Pa
     data["private_subnet_ids"] = None
     data.pop("private_subnet_ids")
     data["networking"]["private_route_table_ids"] = data["networking"]["private_route_table_ids"][:2]
-    with pytest.raises(ConfigError, match=r"networking: Value error, .*one subnet and route table per zone"):
+    with pytest.raises(
+        ConfigError,
+        match=r"  networking.availability_zones, networking.private_subnet_ids, networking.private_route_table_ids: "
+        r"Value error, .*one subnet and route table per zone",
+    ):
         load_config(_write(tmp_path, data, "prod"))
 
 
@@ -164,3 +194,300 @@ def test_idle_timeout_out_of_range_is_named(tmp_path: Path, minutes: int, proble
     data["studio"]["idle_timeout_minutes"] = minutes
     with pytest.raises(ConfigError, match=rf"studio.idle_timeout_minutes: Input should be {problem}"):
         load_config(_write(tmp_path, data))
+
+
+# --- any environment name --------------------------------------------------------------------------
+
+
+def _environment(folder: Path, name: str, **changes: object) -> Path:
+    data = _valid()
+    data.update(name=name, name_prefix=f"mlops-{name}", **changes)
+    return _write(folder, data, name)
+
+
+@pytest.mark.parametrize("name", ["qa", "perf", "sandbox-alice"])
+def test_any_environment_with_a_valid_file_loads_like_the_shipped_three(tmp_path: Path, name: str) -> None:
+    _environment(tmp_path, name)
+    (config,) = load_environments(tmp_path, name)
+    assert (config.name, config.name_prefix) == (name, f"mlops-{name}")
+
+
+def test_all_environments_of_a_folder_load_shipped_order_first(tmp_path: Path) -> None:
+    for name in ("sandbox-alice", "prod", "qa", "dev", "staging"):
+        _environment(tmp_path, name)
+    assert [c.name for c in load_environments(tmp_path)] == ["dev", "staging", "prod", "qa", "sandbox-alice"]
+
+
+@pytest.mark.parametrize("name", ["../config/dev", "QA", "q", "qa-", "qa_1", "a" * 17, "1qa", "qa.prod", ""])
+def test_an_unsafe_environment_name_is_refused_before_any_file_is_read(name: str) -> None:
+    with pytest.raises(ConfigError, match=r"not a valid environment name \(2-16 lowercase letters, digits"):
+        load_environments(ROOT / "config", name)
+
+
+def test_a_config_file_whose_name_is_not_an_environment_name_is_named(tmp_path: Path) -> None:
+    _environment(tmp_path, "dev")
+    (tmp_path / "Team_QA.yaml").write_text("name: x\n")
+    with pytest.raises(ConfigError, match=rf"{tmp_path}/Team_QA.yaml: 'Team_QA' is not a valid environment name"):
+        load_environments(tmp_path)
+
+
+def test_a_folder_without_environments_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=rf"{tmp_path}: no environment"):
+        load_environments(tmp_path)
+    with pytest.raises(ConfigError, match=rf"{tmp_path}/nope: configuration folder not found"):
+        load_environments(tmp_path / "nope")
+
+
+# --- files that are not UTF-8 YAML, or are YAML that hides a mistake ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("encoding", "byte"),
+    [("utf-16", "NUL byte"), ("utf-16-be", "NUL byte"), ("utf-32", "NUL byte"), ("latin-1", "byte 0xe9")],
+)
+@pytest.mark.parametrize("accent", [True, False])
+def test_a_file_not_in_utf8_is_one_clear_error(tmp_path: Path, encoding: str, byte: str, accent: bool) -> None:
+    path = tmp_path / "dev.yaml"
+    text = (ROOT / "config" / "dev.yaml").read_text()
+    if accent or encoding == "latin-1":
+        text = text.replace("project:", "projé:")
+    path.write_bytes(text.encode(encoding))
+    with pytest.raises(ConfigError, match=rf"dev.yaml: not UTF-8 text \({byte} at offset \d+.*\); save it as UTF-8"):
+        load_config(path)
+
+
+def test_a_utf8_byte_order_mark_is_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "dev.yaml"
+    path.write_bytes(b"\xef\xbb\xbf" + (ROOT / "config" / "dev.yaml").read_bytes())
+    assert load_config(path).name == "dev"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[" * 1000 + "]" * 1000,
+        "{a: " * 1000 + "1" + "}" * 1000,
+        "".join(f"{'  ' * level}k{level}:\n" for level in range(1000)) + "  " * 1000 + "v\n",
+        "- " * 1000 + "x\n",
+    ],
+    ids=["flow-sequences", "flow-mappings", "block-mappings", "block-sequences"],
+)
+def test_yaml_nested_a_thousand_levels_is_one_clear_error(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "dev.yaml"
+    path.write_text(text)
+    with pytest.raises(
+        ConfigError, match=r"dev.yaml: not a configuration: nested more than 32 levels deep at line \d+"
+    ):
+        load_config(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "line", "first"),
+    [
+        ("name: dev\naccount: '111111111111'\nname: prod\n", "name", 3, 1),
+        ("networking:\n  mode: create\n  cidr: 10.0.0.0/16\n  mode: import\n", "mode", 4, 2),
+        ("tags:\n  team: a\n  team: b\n", "team", 3, 2),
+        ("1: a\n1: b\n", 1, 2, 1),
+    ],
+)
+def test_a_duplicate_key_is_an_error_naming_the_key_and_line(
+    tmp_path: Path, text: str, key: object, line: int, first: int
+) -> None:
+    path = tmp_path / "dev.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as excinfo:
+        load_config(path)
+    assert str(excinfo.value) == (
+        f"{path}: line {line}: duplicate key {key!r} (first at line {first}); "
+        "YAML would silently keep only the last one"
+    )
+
+
+def test_merge_keys_may_still_override_what_they_merge(tmp_path: Path) -> None:
+    text = (
+        (ROOT / "config" / "dev.yaml")
+        .read_text()
+        .replace("tags:\n  project: aws-mlops\n", "tags:\n  <<: {project: other, owner: ml}\n  project: aws-mlops\n")
+    )
+    path = tmp_path / "dev.yaml"
+    path.write_text(text)
+    assert load_config(path).tags == {"owner": "ml", "project": "aws-mlops", "environment": "dev"}
+
+
+# --- the model build's gate can be met ----------------------------------------------------------------
+
+
+def _pipeline(tmp_path: Path, **pipeline: object) -> object:
+    data = _valid()
+    data["model_build"]["pipeline"] = pipeline
+    return load_config(_write(tmp_path, data)).model_build.pipeline  # type: ignore[union-attr]
+
+
+def _pipeline_error(tmp_path: Path, **pipeline: object) -> str:
+    with pytest.raises(ConfigError) as excinfo:
+        _pipeline(tmp_path, **pipeline)
+    return str(excinfo.value)
+
+
+def test_the_sample_data_keeps_its_target_and_rmse_bar(tmp_path: Path) -> None:
+    pipeline = _pipeline(tmp_path)
+    assert (pipeline.target, pipeline.problem_type, pipeline.metric_threshold) == ("rings", "regression", 3.0)
+
+
+@pytest.mark.parametrize(("problem", "threshold"), [("binary", 0.75), ("multiclass", 0.7)])
+def test_a_classification_threshold_defaults_to_its_own_metric(tmp_path: Path, problem: str, threshold: float) -> None:
+    pipeline = _pipeline(tmp_path, problem_type=problem, target="sex")
+    assert (pipeline.target, pipeline.metric_threshold) == ("sex", threshold)
+
+
+@pytest.mark.parametrize(
+    ("pipeline", "fields", "problem"),
+    [
+        (
+            {"problem_type": "binary"},
+            "model_build.pipeline.target, model_build.pipeline.problem_type, model_build.pipeline.input_data_key",
+            "target is required: the column to predict cannot be inferred for a binary model",
+        ),
+        (
+            {"input_data_key": "churn/customers.csv"},
+            "model_build.pipeline.target",
+            "for a regression model of 'churn/customers.csv'",
+        ),
+        (
+            {"input_data_key": "houses/prices.csv", "target": "price"},
+            "model_build.pipeline.metric_threshold, model_build.pipeline.problem_type, model_build.pipeline.target",
+            "metric_threshold is required: the maximum test RMSE is in the units of 'price'",
+        ),
+        (
+            {"problem_type": "binary", "target": "churned", "metric_threshold": 3.0},
+            "model_build.pipeline.metric_threshold, model_build.pipeline.problem_type",
+            "metric_threshold 3.0 is out of range for problem_type binary: the gate is a minimum test AUC",
+        ),
+        (
+            {"problem_type": "multiclass", "target": "sex", "metric_threshold": 1.5},
+            "model_build.pipeline.metric_threshold",
+            "minimum weighted F1, which lies between 0 and 1",
+        ),
+        ({"metric_threshold": float("inf")}, "model_build.pipeline.metric_threshold", "finite number"),
+        ({"metric_threshold": float("nan")}, "model_build.pipeline.metric_threshold", "finite number"),
+        ({"metric_threshold": 0}, "model_build.pipeline.metric_threshold", "greater than 0"),
+        ({"target": ""}, "model_build.pipeline.target", "at least 1 character"),
+    ],
+)
+def test_a_gate_that_could_never_pass_or_a_guessed_target_is_refused(
+    tmp_path: Path, pipeline: dict, fields: str, problem: str
+) -> None:
+    message = _pipeline_error(tmp_path, **pipeline)
+    assert f"  {fields}" in message
+    assert problem in message
+
+
+def test_an_infinite_threshold_written_in_yaml_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "dev.yaml"
+    path.write_text(
+        (ROOT / "config" / "dev.yaml").read_text().replace("metric_threshold: 3.0", "metric_threshold: .inf")
+    )
+    with pytest.raises(ConfigError, match=r"model_build.pipeline.metric_threshold: Input should be a finite number"):
+        load_config(path)
+
+
+# --- the network can hold its subnets ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cidr", "mask", "zones", "fits"),
+    [
+        ("10.0.0.0/24", 25, 2, True),  # exactly two /25s
+        ("10.0.0.0/24", 25, 3, False),
+        ("10.0.0.0/24", 26, 4, True),
+        ("10.0.0.0/16", 16, 2, False),  # one /16 in a /16
+        ("10.0.0.0/20", 16, 2, False),  # subnets larger than the VPC
+        ("10.0.0.0/16", 20, 6, True),
+    ],
+)
+def test_a_vpc_too_small_for_its_subnets_names_the_fields(
+    tmp_path: Path, cidr: str, mask: int, zones: int, fits: bool
+) -> None:
+    data = _valid()
+    data["networking"].update(
+        cidr=cidr, subnet_cidr_mask=mask, availability_zones=[f"eu-west-1{z}" for z in "abcdef"[:zones]]
+    )
+    if fits:
+        assert load_config(_write(tmp_path, data)).networking.cidr == cidr
+        return
+    with pytest.raises(ConfigError) as excinfo:
+        load_config(_write(tmp_path, data))
+    message = str(excinfo.value)
+    assert "  networking.cidr, networking.subnet_cidr_mask, networking.availability_zones: " in message
+    assert f"but {zones} zones need one each" in message
+
+
+# --- whatever the file holds: a config or one clear error ---------------------------------------------
+
+DEV_BYTES = (ROOT / "config" / "dev.yaml").read_bytes()
+
+
+@st.composite
+def damaged_files(draw: st.DrawFn) -> bytes:
+    kind = draw(st.sampled_from(["truncated", "spliced", "bytes", "text"]))
+    if kind == "truncated":
+        return DEV_BYTES[: draw(st.integers(0, len(DEV_BYTES)))]
+    if kind == "spliced":
+        at = draw(st.integers(0, len(DEV_BYTES)))
+        return DEV_BYTES[:at] + draw(st.binary(max_size=20) | st.text(max_size=20).map(str.encode)) + DEV_BYTES[at:]
+    if kind == "bytes":
+        return draw(st.binary(max_size=200))
+    return draw(st.text(max_size=200)).encode(draw(st.sampled_from(["utf-8", "utf-16", "utf-32"])))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(content=damaged_files())
+def test_any_file_content_gives_a_config_or_one_error_naming_the_file(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "dev.yaml"
+    path.write_bytes(content)
+    try:
+        assert load_config(path).name == "dev"
+    except ConfigError as exc:
+        assert str(exc).startswith(f"{path}: ")
+
+
+def test_the_subnet_rule_agrees_with_cdks_own_allocation() -> None:
+    # The rule must refuse exactly what CDK's Vpc cannot lay out (it used to die there with a jsii error).
+    import aws_cdk as cdk
+    from aws_cdk import aws_ec2 as ec2
+
+    from stacks.config import CreatedNetwork
+
+    cases = [
+        ("10.0.0.0/24", 25, 2),
+        ("10.0.0.0/24", 25, 3),
+        ("10.0.0.0/24", 26, 4),
+        ("10.0.0.0/24", 26, 5),
+        ("10.0.0.0/16", 16, 2),
+        ("10.0.0.0/20", 16, 2),
+        ("10.0.0.0/16", 19, 6),
+        ("10.0.0.0/16", 20, 6),
+    ]
+    stack = cdk.Stack(cdk.App(), "Probe", env=cdk.Environment(account="111111111111", region="eu-west-1"))
+    for index, (cidr, mask, zones) in enumerate(cases):
+        names = [f"eu-west-1{z}" for z in "abcdef"[:zones]]
+        try:
+            CreatedNetwork(mode="create", cidr=cidr, subnet_cidr_mask=mask, availability_zones=names)
+            config_accepts = True
+        except ValueError:
+            config_accepts = False
+        try:
+            ec2.Vpc(
+                stack,
+                f"Vpc{index}",
+                ip_addresses=ec2.IpAddresses.cidr(cidr),
+                availability_zones=names,
+                nat_gateways=0,
+                subnet_configuration=[
+                    ec2.SubnetConfiguration(name="private", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, cidr_mask=mask)
+                ],
+            )
+            cdk_accepts = True
+        except RuntimeError:
+            cdk_accepts = False
+        assert config_accepts == cdk_accepts, (cidr, mask, zones)

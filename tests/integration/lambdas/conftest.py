@@ -1,8 +1,18 @@
-"""A local stand-in for CloudFormation's response URL; the moto server comes from tests/integration/conftest.py."""
+"""Local stand-ins for CloudFormation's response URL; the moto server comes from tests/integration/conftest.py.
+
+The handler accepts only https response URLs, as in AWS, and has no switch to accept
+anything else. So the stand-in is an https server on 127.0.0.1 with a certificate made
+for the session, and the tests trust that certificate the way any OpenSSL client is told
+to, through ``SSL_CERT_FILE``: the code under test runs its production TLS path unchanged.
+"""
 
 from __future__ import annotations
 
+import datetime
+import ipaddress
 import json
+import socket
+import ssl
 import sys
 import threading
 from collections.abc import Iterator
@@ -10,35 +20,123 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT / "lambdas"))  # how Lambda sees the asset: packages at the root
 
 
-class ResponseSink:
-    """Collects the documents a custom resource PUTs to its response URL."""
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and its key (PEM files)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    folder = tmp_path_factory.mktemp("tls")
+    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_file, key_file
 
-    def __init__(self) -> None:
+
+class ResponseSink:
+    """Collects the documents a custom resource PUTs to its https response URL.
+
+    ``fail_first`` answers that many PUTs with 503 first (as S3 does when it sheds load).
+    """
+
+    def __init__(self, tls: tuple[Path, Path] | None, fail_first: int = 0) -> None:
         self.documents: list[dict] = []
+        self.paths: list[str] = []
+        self.attempts = 0
         sink = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_PUT(self) -> None:
                 length = int(self.headers["Content-Length"])
-                sink.documents.append(json.loads(self.rfile.read(length)))
-                self.send_response(200)
+                payload = self.rfile.read(length)
+                sink.attempts += 1
+                sink.paths.append(self.path)
+                if sink.attempts <= fail_first:
+                    self.send_response(503)
+                else:
+                    sink.documents.append(json.loads(payload))
+                    self.send_response(200)
+                self.send_header("Content-Length", "0")
                 self.end_headers()
 
             def log_message(self, *args: object) -> None:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/response"
+        scheme = "http"
+        if tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+            scheme = "https"
+        # Shaped like a pre-signed URL: its escapes must reach the server unchanged.
+        self.url = f"{scheme}://127.0.0.1:{self.server.server_address[1]}/response?X-Amz-Signature=abc%2Fdef"
         threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
 
 
 @pytest.fixture
-def response_sink() -> Iterator[ResponseSink]:
-    sink = ResponseSink()
+def trust_test_certificate(tls_files, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls_files[0]))
+
+
+@pytest.fixture
+def response_sink(tls_files, trust_test_certificate) -> Iterator[ResponseSink]:
+    sink = ResponseSink(tls_files)
     yield sink
     sink.server.shutdown()
+
+
+@pytest.fixture
+def flaky_sink(tls_files, trust_test_certificate) -> Iterator[ResponseSink]:
+    sink = ResponseSink(tls_files, fail_first=2)
+    yield sink
+    sink.server.shutdown()
+
+
+@pytest.fixture
+def plain_http_sink() -> Iterator[ResponseSink]:
+    sink = ResponseSink(None)
+    yield sink
+    sink.server.shutdown()
+
+
+@pytest.fixture
+def closed_port_url() -> str:
+    """An https URL on 127.0.0.1 where nothing listens: every connection is refused."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"https://127.0.0.1:{port}/response"
+
+
+@pytest.fixture
+def silent_server_url() -> Iterator[str]:
+    """An https URL whose server accepts connections and never answers (a read timeout)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    yield f"https://127.0.0.1:{listener.getsockname()[1]}/response"
+    listener.close()
