@@ -69,20 +69,6 @@ def test_given_an_acknowledgment_that_silences_nothing_when_audited_then_it_is_s
     assert sorted(s.rule for s in result.stale) == [f"{NAG}-S10", "CKV_AWS_21"]
 
 
-def test_given_a_stale_acknowledgment_when_the_cli_runs_then_it_exits_1_after_writing_the_report(
-    tmp_path: Path,
-) -> None:
-    from tools.audit.__main__ import main
-
-    cdk_out = tmp_path / "cdk.out"
-    write_assembly(cdk_out, {"Base": {"Bucket": _bucket_with(acks=[f"{NAG}-S10"])}})
-    (cdk_out / "validation-report.json").write_text(json.dumps(_report("dev", [])), encoding="utf-8")
-    code = main(["--cdk-out", str(cdk_out), "--output", str(tmp_path / "out")])
-    assert code == 1
-    report = (tmp_path / "out" / "dev" / "report.md").read_text(encoding="utf-8")
-    assert f"Stale cdk-nag acknowledgment: {NAG}-S10 on dev/Base/Bucket/Resource" in report
-
-
 def test_given_findings_when_evaluated_then_each_resource_rule_pair_has_one_state(tmp_path: Path) -> None:
     env = write_assembly(tmp_path, {"Base": {"Bucket": _bucket_with(acks=[f"{NAG}-S1"])}})
     report = _report("dev", acknowledged=[("AwsSolutions-S1", "Base/Bucket/Resource")],
