@@ -15,17 +15,26 @@ def test_given_a_stale_acknowledgment_and_a_baseline_when_the_cli_runs_then_it_r
     tmp_path: Path,
 ) -> None:
     cdk_out = tmp_path / "cdk.out"
-    bucket = resource("AWS::S3::Bucket", "dev/Base/Bucket/Resource",
-                      cdk_nag={"rules_to_suppress": [{"id": f"{NAG}-S10", "reason": "kept from an old finding"}]})
+    bucket = resource(
+        "AWS::S3::Bucket",
+        "dev/Base/Bucket/Resource",
+        cdk_nag={"rules_to_suppress": [{"id": f"{NAG}-S10", "reason": "kept from an old finding"}]},
+    )
     write_assembly(cdk_out, {"Base": {"Bucket": bucket}})
     report = {"pluginReports": [{"pluginName": "AwsSolutions", "violations": [], "suppressedViolations": []}]}
     (cdk_out / "validation-report.json").write_text(json.dumps(report), encoding="utf-8")
     baseline = tmp_path / "old"
     (baseline / "dev").mkdir(parents=True)
-    (baseline / "dev" / "audit.json").write_text(json.dumps({
-        "commit": "abc", "cost_total": 3.0,
-        "resources": {"Base/Queue": {"type": "AWS::SQS::Queue", "path": "dev/Base/Queue/Resource"}},
-    }), encoding="utf-8")
+    (baseline / "dev" / "audit.json").write_text(
+        json.dumps(
+            {
+                "commit": "abc",
+                "cost_total": 3.0,
+                "resources": {"Base/Queue": {"type": "AWS::SQS::Queue", "path": "dev/Base/Queue/Resource"}},
+            }
+        ),
+        encoding="utf-8",
+    )
 
     code = main(["--cdk-out", str(cdk_out), "--output", str(tmp_path / "out"), "--baseline", str(baseline)])
 

@@ -28,7 +28,11 @@ def audit_output(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("audit")
     result = subprocess.run(
         [sys.executable, "-m", "tools.audit", "--cdk-out", str(CDK_OUT), "--output", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     return out
@@ -124,8 +128,14 @@ def test_given_the_page_in_headless_chromium_then_no_console_error_no_request_an
     assert requests == []
     assert scroll_width <= client_width
     assert [re.sub(r"^\d+\. ", "", h) for h in headings][:8] == [
-        "Provenance", "Inventory", "Architecture", "Encryption at rest", "Identity and access", "Network",
-        "Compliance", "Idle cost",
+        "Provenance",
+        "Inventory",
+        "Architecture",
+        "Encryption at rest",
+        "Identity and access",
+        "Network",
+        "Compliance",
+        "Idle cost",
     ]
     env = next(e for e in load_assembly(CDK_OUT) if e.name == env_name)
     assert svg_boxes == sum(1 for r in env.resources() if r.type != "AWS::CDK::Metadata")

@@ -37,7 +37,7 @@ from tools.audit.iam import iam_section
 from tools.audit.inventory import Provenance, inventory_section, provenance_section
 from tools.audit.network import network_section
 from tools.audit.sarif import to_sarif
-from tools.audit.scanners import ScannerError, ScanResults, run_scanners
+from tools.audit.scanners import ScannerError, ScanResults, run_scanners, run_scanners_cached
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -131,11 +131,16 @@ def build_environment(
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; see the module docstring."""
-    parser = argparse.ArgumentParser(prog="python -m tools.audit", description=__doc__.split("\n")[0] if __doc__ else "")
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.audit", description=__doc__.split("\n")[0] if __doc__ else ""
+    )
     parser.add_argument("--cdk-out", type=Path, default=Path("cdk.out"))
     parser.add_argument("--output", type=Path, default=Path("build/audit"))
     parser.add_argument("--baseline", type=Path, default=None, help="an earlier build/audit to compare with")
     parser.add_argument("--scan-venv", type=Path, default=ROOT / ".venv-scan")
+    parser.add_argument(
+        "--no-cache", action="store_true", help="run checkov and cfn-lint even over unchanged templates"
+    )
     args = parser.parse_args(argv)
     started = time.monotonic()
     try:
@@ -144,7 +149,10 @@ def main(argv: list[str] | None = None) -> int:
         templates = [s.template_file for e in environments for s in e.stacks]
         if args.baseline is not None and not args.baseline.is_dir():
             raise AssemblyError(f"{args.baseline}: the baseline is not a directory (give an earlier build/audit)")
-        scans = run_scanners(templates, ROOT, args.scan_venv)
+        if args.no_cache:
+            scans = run_scanners(templates, ROOT, args.scan_venv)
+        else:
+            scans = run_scanners_cached(templates, ROOT, args.scan_venv, args.output / ".scan-cache")
     except (AssemblyError, PriceTableError, ScannerError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -164,15 +172,22 @@ def main(argv: list[str] | None = None) -> int:
     for env in environments:
         try:
             result, total = build_environment(
-                env, provenance=provenance, report=report, scans=scans, declared=declared, output=args.output,
-                baseline=args.baseline, root=ROOT,
+                env,
+                provenance=provenance,
+                report=report,
+                scans=scans,
+                declared=declared,
+                output=args.output,
+                baseline=args.baseline,
+                root=ROOT,
             )
         except DiagramError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         failed = sum(1 for f in result.findings if f.state == "failed")
         print(
-            f"{env.name}: {args.output / env.name}/{{index.html,report.md,findings.sarif}}  idle {total:.2f} USD/month, "
+            f"{env.name}: {args.output / env.name}/{{index.html,report.md,findings.sarif}}  "
+            f"idle {total:.2f} USD/month, "
             f"{failed} failed, {sum(1 for f in result.findings if f.state == 'acknowledged')} acknowledged, "
             f"{len(result.stale)} stale"
         )

@@ -53,8 +53,9 @@ def changes_section(env: str, data: dict[str, Any], baseline: Path) -> Section:
     section = Section("changes", "9. What changed")
     previous_file = baseline / env / "audit.json"
     if not previous_file.exists():
-        section.para(f"{previous_file} does not exist: the baseline has no report of {env}, so everything is new.",
-                     "warn")
+        section.para(
+            f"{previous_file} does not exist: the baseline has no report of {env}, so everything is new.", "warn"
+        )
         previous: dict[str, Any] = {}
     else:
         previous = json.loads(previous_file.read_text(encoding="utf-8"))

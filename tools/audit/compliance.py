@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from tools.audit.assembly import Environment, Resource
-from tools.audit.document import Code, Section
+from tools.audit.document import Code, Flag, Section
 from tools.audit.nag_rules import NagRule
 from tools.audit.scanners import ScanResults
 
@@ -65,7 +65,9 @@ class ComplianceResult:
         return [s for s in self.suppressions if s.status == "stale"]
 
 
-def _nag_reports(report: dict[str, Any] | None, env: str) -> tuple[dict[tuple[str, str], Finding], set[tuple[str, str]]]:
+def _nag_reports(
+    report: dict[str, Any] | None, env: str
+) -> tuple[dict[tuple[str, str], Finding], set[tuple[str, str]]]:
     """cdk-nag's failed and acknowledged findings of one environment, deduplicated (the report repeats per stage)."""
     found: dict[tuple[str, str], Finding] = {}
     acknowledged_ids: set[tuple[str, str]] = set()
@@ -107,16 +109,30 @@ def nag_findings(
         resource = by_path.get(finding.path)
         level = next((r.level for r in rules if r.rule_id == finding.base_rule), finding.severity)
         findings.append(
-            Finding(**{**finding.__dict__, "severity": level, "template": template_of.get(finding.path, ""),
-                       "logical_id": resource.logical_id if resource else ""})
+            Finding(
+                **{
+                    **finding.__dict__,
+                    "severity": level,
+                    "template": template_of.get(finding.path, ""),
+                    "logical_id": resource.logical_id if resource else "",
+                }
+            )
         )
     hit = {(f.base_rule, f.path) for f in findings}
     for resource in env.resources():
         for rule in rules:
             if rule.applies_to(resource.type) and (rule.rule_id, resource.path) not in hit:
                 findings.append(
-                    Finding("cdk-nag", rule.rule_id, rule.info, rule.level, "passed", resource.path,
-                            template_of[resource.path], resource.logical_id)
+                    Finding(
+                        "cdk-nag",
+                        rule.rule_id,
+                        rule.info,
+                        rule.level,
+                        "passed",
+                        resource.path,
+                        template_of[resource.path],
+                        resource.logical_id,
+                    )
                 )
     return findings, acknowledged_ids
 
@@ -208,29 +224,69 @@ def suppression_register(
             if (rule, resource.path) in acknowledged_ids:
                 out.append(Suppression("cdk-nag acknowledgment", rule, resource.path, reason, "matches"))
             elif rule.split("::", 1)[0] not in packs_run:
-                # e.g. aws-cdk-lib's own acknowledgments for its CloudFormation-Validate plugin, which the app turns off.
-                out.append(Suppression("acknowledgment for a plugin that did not run", rule, resource.path, reason,
-                                       "not run", "no report of this plugin in cdk.out/validation-report.json"))
+                # e.g. aws-cdk-lib's acknowledgments for its CloudFormation-Validate plugin, which the app turns off.
+                out.append(
+                    Suppression(
+                        "acknowledgment for a plugin that did not run",
+                        rule,
+                        resource.path,
+                        reason,
+                        "not run",
+                        "no report of this plugin in cdk.out/validation-report.json",
+                    )
+                )
             else:
-                out.append(Suppression("cdk-nag acknowledgment", rule, resource.path, reason, "stale",
-                                       "the pack reports no such finding on this resource"))
+                out.append(
+                    Suppression(
+                        "cdk-nag acknowledgment",
+                        rule,
+                        resource.path,
+                        reason,
+                        "stale",
+                        "the pack reports no such finding on this resource",
+                    )
+                )
         for skip in resource.metadata.get("checkov", {}).get("skip", []):
             rule = str(skip.get("id", ""))
             matches = (rule, resource.path) in skipped
-            out.append(Suppression("checkov skip", rule, resource.path, str(skip.get("comment", "")),
-                                   "matches" if matches else "stale",
-                                   "" if matches else "checkov reports no such skipped check on this resource"))
+            out.append(
+                Suppression(
+                    "checkov skip",
+                    rule,
+                    resource.path,
+                    str(skip.get("comment", "")),
+                    "matches" if matches else "stale",
+                    "" if matches else "checkov reports no such skipped check on this resource",
+                )
+            )
     paths = {r.path for r in env.resources()}
     for stack, path, finding, reason in declared:
         full = f"{env.name}/{stack}/{path}"
         if full not in paths:
-            out.append(Suppression("table entry", finding, full, reason, "absent",
-                                   "this environment has no such resource (skipped here by design)"))
+            out.append(
+                Suppression(
+                    "table entry",
+                    finding,
+                    full,
+                    reason,
+                    "absent",
+                    "this environment has no such resource (skipped here by design)",
+                )
+            )
     lint_hits = {f.rule for f in findings if f.tool == "cfn-lint"}
     for rule, reason in cfn_lint_ignores:
-        out.append(Suppression("cfn-lint ignore (all templates)", rule, ".cfnlintrc.yaml", reason, "matches",
-                               "cfn-lint does not report ignored checks, so whether it still fires is not visible"
-                               if rule not in lint_hits else ""))
+        out.append(
+            Suppression(
+                "cfn-lint ignore (all templates)",
+                rule,
+                ".cfnlintrc.yaml",
+                reason,
+                "matches",
+                "cfn-lint does not report ignored checks, so whether it still fires is not visible"
+                if rule not in lint_hits
+                else "",
+            )
+        )
     return out
 
 
@@ -273,10 +329,13 @@ def evaluate(
     return ComplianceResult(findings, register, rules)
 
 
-_FLAG = {"failed": "error", "acknowledged": "warn", "passed": ""}
+_FLAG: dict[str, Flag] = {"failed": "error", "acknowledged": "warn", "passed": ""}
+_CONTROL_FLAG: dict[str, Flag] = {"failed": "error", "acknowledged": "warn", "passed": "ok"}
 
 
-def compliance_section(env: Environment, result: ComplianceResult, report_found: bool) -> tuple[Section, dict[str, str]]:
+def compliance_section(
+    env: Environment, result: ComplianceResult, report_found: bool
+) -> tuple[Section, dict[str, str]]:
     """Section 7.
 
     Returns:
@@ -289,16 +348,22 @@ def compliance_section(env: Environment, result: ComplianceResult, report_found:
         counts[(f.tool, f.state)] += 1
     summary = section.table("tool", "failed", "acknowledged", "passed")
     for tool in ("cdk-nag", "checkov", "cfn-lint"):
-        summary.add(tool, counts[(tool, "failed")], counts[(tool, "acknowledged")], counts[(tool, "passed")],
-                    flag="error" if counts[(tool, "failed")] else "")
+        summary.add(
+            tool,
+            counts[(tool, "failed")],
+            counts[(tool, "acknowledged")],
+            counts[(tool, "passed")],
+            flag="error" if counts[(tool, "failed")] else "",
+        )
     section.para(
         "cdk-nag (AwsSolutions, NIST 800-53 rev 5, HIPAA Security) reports failures and acknowledgments; a rule counts "
         "as passed on a resource when the rule inspects that resource type and reported nothing on it. checkov "
         "reports passes itself. cfn-lint reports only problems, so it has no passed rows."
     )
     if not report_found:
-        section.para("cdk.out/validation-report.json is missing: cdk-nag's findings come from it (run `make synth`).",
-                     "error")
+        section.para(
+            "cdk.out/validation-report.json is missing: cdk-nag's findings come from it (run `make synth`).", "error"
+        )
     stale = result.stale
     for s in stale:
         section.para(f"Stale {s.kind}: {s.rule} on {s.where} silences nothing ({s.detail}). Remove it.", "error")
@@ -306,8 +371,7 @@ def compliance_section(env: Environment, result: ComplianceResult, report_found:
     table = section.table("construct path", "tool", "rule", "severity", "state", "reason or message")
     for f in findings:
         if f.state != "passed":
-            table.add(Code(f.path), f.tool, Code(f.rule), f.severity, f.state, f.reason or f.title,
-                      flag=_FLAG[f.state])  # type: ignore[arg-type]
+            table.add(Code(f.path), f.tool, Code(f.rule), f.severity, f.state, f.reason or f.title, flag=_FLAG[f.state])
     section.heading("Passed checks, by construct path")
     passed: dict[str, list[str]] = defaultdict(list)
     for f in findings:
@@ -325,10 +389,9 @@ def compliance_section(env: Environment, result: ComplianceResult, report_found:
     table = section.table("kind", "rule", "where", "reason", "status")
     for s in sorted(result.suppressions, key=lambda s: (s.status != "stale", s.kind, s.where, s.rule)):
         status = s.status + (f": {s.detail}" if s.detail else "")
-        table.add(s.kind, Code(s.rule), Code(s.where), s.reason, status,
-                  flag="error" if s.status == "stale" else "")
+        table.add(s.kind, Code(s.rule), Code(s.where), s.reason, status, flag="error" if s.status == "stale" else "")
     _nist_coverage(section, env, result)
-    data = {f"{f.tool} {f.rule} {f.path}": f.state for f in findings}
+    data: dict[str, str] = {f"{f.tool} {f.rule} {f.path}": f.state for f in findings}
     return section, data
 
 
@@ -376,10 +439,12 @@ def _nist_coverage(section: Section, env: Environment, result: ComplianceResult)
         outcomes = controls[control]
         result_text = next((o for o in ("failed", "acknowledged", "passed") if outcomes.get(o)), "not applicable")
         table.add(
-            control, result_text,
+            control,
+            result_text,
             ", ".join(outcomes.get("failed", []) + outcomes.get("acknowledged", [])),
-            ", ".join(outcomes.get("passed", [])), str(len(outcomes.get("not applicable", []))),
-            flag={"failed": "error", "acknowledged": "warn", "passed": "ok"}.get(result_text, ""),  # type: ignore[arg-type]
+            ", ".join(outcomes.get("passed", [])),
+            str(len(outcomes.get("not applicable", []))),
+            flag=_CONTROL_FLAG.get(result_text, ""),
         )
 
 

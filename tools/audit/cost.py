@@ -78,8 +78,14 @@ def load_prices(path: Path = PRICES_FILE) -> PriceTable:
         unknown = [n for n in names if n not in raw["prices"]]
         if unknown:
             raise PriceTableError(f"{path}: usage of {type_} names unknown prices {unknown}")
-    return PriceTable(str(raw["as_of"]), str(raw["currency"]), float(raw["hours_per_month"]), raw["prices"], usage,
-                      raw.get("free", {}) or {})
+    return PriceTable(
+        str(raw["as_of"]),
+        str(raw["currency"]),
+        float(raw["hours_per_month"]),
+        raw["prices"],
+        usage,
+        raw.get("free", {}) or {},
+    )
 
 
 @dataclass(frozen=True)
@@ -121,7 +127,10 @@ def _zones(resolver: Resolver, resource: Resource) -> int | None:
 
 
 def endpoint_service(service_name: str, region: str) -> str:
-    """``com.amazonaws.eu-west-1.ecr.api`` -> ``ecr.api``; ``aws.sagemaker.eu-west-1.studio`` -> ``sagemaker.studio``."""
+    """The service of an endpoint: ``com.amazonaws.eu-west-1.ecr.api`` -> ``ecr.api``.
+
+    ``aws.sagemaker.eu-west-1.studio`` -> ``sagemaker.studio``.
+    """
     parts = service_name.split(".")
     for marker in (region, "${AWS::Region}"):
         if marker in parts:
@@ -170,8 +179,9 @@ def cost_statement(env: Environment, table: PriceTable) -> CostStatement:
                 statement.unpriced.append((r, "its subnets are not a list in the template, so its zones are unknown"))
                 continue
             service = endpoint_service(resolver.text(r.stack, p.get("ServiceName")), region)
-            fixed(r, f"interface endpoint ({service}) in {zones} zone(s)", zones, "vpc_interface_endpoint_zone_hour",
-                  True)
+            fixed(
+                r, f"interface endpoint ({service}) in {zones} zone(s)", zones, "vpc_interface_endpoint_zone_hour", True
+            )
             usage(r, "AWS::EC2::VPCEndpoint (Interface)")
         elif r.type == "AWS::EC2::NatGateway":
             fixed(r, "NAT gateway", 1, "nat_gateway_hour", True)
@@ -198,8 +208,13 @@ def cost_statement(env: Environment, table: PriceTable) -> CostStatement:
             elif not variants:
                 usage(r, "AWS::SageMaker::Endpoint (serverless)")
             for instance_type, count in variants or []:
-                fixed(r, f"endpoint left running: {count:g} x {instance_type}", count,
-                      f"sagemaker_hosting_hour:{instance_type}", True)
+                fixed(
+                    r,
+                    f"endpoint left running: {count:g} x {instance_type}",
+                    count,
+                    f"sagemaker_hosting_hour:{instance_type}",
+                    True,
+                )
         elif r.type == "AWS::CodePipeline::Pipeline":
             kind = "V2" if p.get("PipelineType") == "V2" else "V1"
             statement.usage.setdefault(f"AWS::CodePipeline::Pipeline ({kind})", []).append(r)
@@ -245,16 +260,23 @@ def cost_section(env: Environment, table: PriceTable) -> tuple[Section, dict[str
         f"(tools/audit/prices.yaml, {hours:g} hours a month, on-demand list prices, no free tier)."
     )
     if statement.unpriced:
-        section.para(f"{len(statement.unpriced)} resources are not priced (listed below): the total leaves them out.",
-                     "warn")
+        section.para(
+            f"{len(statement.unpriced)} resources are not priced (listed below): the total leaves them out.", "warn"
+        )
     section.heading("Fixed idle")
     fixed = section.table("resource", "what", "quantity", "unit price", "per month", "source")
     by_what: dict[str, float] = {}
     for line in sorted(statement.fixed, key=lambda x: x.path):
         monthly = line.monthly(hours)
         by_what[line.path] = round(monthly, 4)
-        fixed.add(Code(line.path), line.what, f"{line.quantity:g}", f"{line.price.value:g} {line.price.unit}",
-                  f"{monthly:.2f}", line.price.source)
+        fixed.add(
+            Code(line.path),
+            line.what,
+            f"{line.quantity:g}",
+            f"{line.price.value:g} {line.price.unit}",
+            f"{monthly:.2f}",
+            line.price.source,
+        )
     fixed.add("total", "", "", "", f"{total:.2f}", "")
     section.heading("Usage-dependent (free while idle)")
     usage = section.table("type", "resources", "charged per unit")

@@ -17,10 +17,21 @@ from tools.audit.intrinsics import Resolver, short_path
 
 # Fill colours by service family, so that keys, storage, network and IAM stand out.
 _COLOURS = {
-    "KMS": "#f6d6d6", "S3": "#d8eed8", "ECR": "#d8eed8", "Logs": "#e9e4f5", "EC2": "#d6e6f6",
-    "IAM": "#fbe7c6", "SageMaker": "#d4f0ef", "Lambda": "#fde2cf", "SSM": "#eeeeee",
-    "CodeBuild": "#e3ecd0", "CodePipeline": "#e3ecd0", "CodeCommit": "#e3ecd0", "SQS": "#f3dff0",
-    "SNS": "#f3dff0", "Events": "#f3dff0",
+    "KMS": "#f6d6d6",
+    "S3": "#d8eed8",
+    "ECR": "#d8eed8",
+    "Logs": "#e9e4f5",
+    "EC2": "#d6e6f6",
+    "IAM": "#fbe7c6",
+    "SageMaker": "#d4f0ef",
+    "Lambda": "#fde2cf",
+    "SSM": "#eeeeee",
+    "CodeBuild": "#e3ecd0",
+    "CodePipeline": "#e3ecd0",
+    "CodeCommit": "#e3ecd0",
+    "SQS": "#f3dff0",
+    "SNS": "#f3dff0",
+    "Events": "#f3dff0",
 }
 _SKIP = {"AWS::CDK::Metadata"}
 
@@ -87,8 +98,9 @@ def render_svg(dot_source: str) -> str:
     binary = shutil.which("dot")
     if binary is None:
         raise DiagramError("Graphviz's `dot` is not installed (Debian: apt-get install graphviz)")
-    result = subprocess.run([binary, "-Tsvg"], input=dot_source, capture_output=True, text=True, timeout=120,
-                            check=False)
+    result = subprocess.run(
+        [binary, "-Tsvg"], input=dot_source, capture_output=True, text=True, timeout=120, check=False
+    )
     if result.returncode != 0:
         raise DiagramError(f"dot failed: {result.stderr.strip()[:500]}")
     svg = result.stdout
@@ -96,7 +108,9 @@ def render_svg(dot_source: str) -> str:
     svg = re.sub(r"<\?xml[^>]*\?>", "", svg)
     svg = re.sub(r"<!DOCTYPE[^>]*>", "", svg)
     svg = re.sub(r"<!--.*?-->", "", svg, flags=re.S)
-    svg = re.sub(r'<svg width="[^"]*" height="[^"]*"', '<svg role="img" aria-label="architecture diagram"', svg, 1)
+    svg = re.sub(
+        r'<svg width="[^"]*" height="[^"]*"', '<svg role="img" aria-label="architecture diagram"', svg, count=1
+    )
     return svg.strip()
 
 

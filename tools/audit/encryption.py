@@ -45,7 +45,9 @@ def _bucket(resolver: Resolver, r: Resource) -> tuple[str, Flag]:
     return f"SSE-S3 ({algorithm}, S3-managed key)", "warn"
 
 
-def _key_property(prop: str, none_reason: str, none_flag: Flag = "warn") -> Callable[[Resolver, Resource], tuple[str, Flag]]:
+def _key_property(
+    prop: str, none_reason: str, none_flag: Flag = "warn"
+) -> Callable[[Resolver, Resource], tuple[str, Flag]]:
     def check(resolver: Resolver, r: Resource) -> tuple[str, Flag]:
         value = r.properties.get(prop)
         if value is None:
@@ -55,7 +57,9 @@ def _key_property(prop: str, none_reason: str, none_flag: Flag = "warn") -> Call
     return check
 
 
-def _nested_key(path: tuple[str, ...], none_reason: str, none_flag: Flag = "warn") -> Callable[[Resolver, Resource], tuple[str, Flag]]:
+def _nested_key(
+    path: tuple[str, ...], none_reason: str, none_flag: Flag = "warn"
+) -> Callable[[Resolver, Resource], tuple[str, Flag]]:
     def check(resolver: Resolver, r: Resource) -> tuple[str, Flag]:
         value: Any = r.properties
         for part in path:
@@ -168,9 +172,7 @@ def pipeline_at_rest(env: Environment, resolver: Resolver) -> list[AtRest]:
     """The volumes and outputs of every job in the environment's SageMaker Pipeline definition."""
     if env.pipeline_definition is None:
         return []
-    parameters = {
-        r.properties.get("Name"): r for r in env.resources() if r.type == "AWS::SSM::Parameter"
-    }
+    parameters = {r.properties.get("Name"): r for r in env.resources() if r.type == "AWS::SSM::Parameter"}
     out = []
     for step in _steps(env.pipeline_definition.get("Steps", [])):
         for what, path in _STEP_KEYS.get(step.get("Type", ""), ()):

@@ -58,6 +58,15 @@ def wildcard_reason(actions: list[str], resources: list[str], statement: dict[st
     return "; ".join(reasons)
 
 
+def unbounded(statement: Statement) -> bool:
+    """A wildcard with no limit at all: every action of a service, or every resource, with no condition."""
+    if statement.condition or not statement.wildcard or statement.source.startswith("managed policy"):
+        return False
+    actions = [a.strip() for a in statement.actions.removeprefix("NOT ").split(",")]
+    resources = [r.strip() for r in statement.resources.removeprefix("NOT ").split(",")]
+    return "*" in resources or any(a == "*" or a.endswith(":*") for a in actions) or "NOT" in statement.wildcard
+
+
 def statements(resolver: Resolver, stack: str, source: str, document: Any) -> list[Statement]:
     """The statements of one policy document."""
     if not isinstance(document, dict):
@@ -130,7 +139,17 @@ def role_statements(env: Environment, resolver: Resolver, role: Resource, attach
             out += statements(resolver, target.stack, short_path(target), target.properties.get("PolicyDocument"))
         elif target is None:
             text = resolver.text(role.stack, arn)
-            out.append(Statement(f"managed policy {text}", "Allow", "", "(AWS-managed: see IAM)", "", "", "managed"))
+            out.append(
+                Statement(
+                    f"managed policy {text}",
+                    "Allow",
+                    "",
+                    "(AWS-managed policy: see IAM)",
+                    "",
+                    "",
+                    "AWS-managed policy: its statements are not in the template",
+                )
+            )
     return out
 
 
@@ -154,34 +173,48 @@ def iam_section(env: Environment) -> tuple[Section, dict[str, list[str]]]:
         all_wildcards += [(short_path(role), s) for s in may if s.wildcard]
         data[role.path] = sorted(s.key() for s in trust + may)
     section.para(
-        f"{len(roles)} roles; {len(all_wildcards)} allowed statements with a wildcard action or resource "
-        "(highlighted, with their condition)."
+        f"{len(roles)} roles; {len(all_wildcards)} allowed statements with a wildcard action or resource, each with "
+        "its condition. Red: every action of a service or every resource, with no condition; yellow: a wildcard "
+        "bounded by a prefix or a condition."
     )
     section.heading("Wildcard statements")
     table = section.table("role", "policy", "actions", "resources", "condition", "wildcard")
     for role_name, s in all_wildcards:
         table.add(
-            Code(role_name), Code(s.source), Code(s.actions), Code(s.resources), Code(s.condition) if s.condition
-            else "(none)", s.wildcard, flag="warn" if s.condition else "error"
+            Code(role_name),
+            Code(s.source),
+            Code(s.actions),
+            Code(s.resources),
+            Code(s.condition) if s.condition else "(none)",
+            s.wildcard,
+            flag="error" if unbounded(s) else "warn",
         )
     section.heading("Roles: who may assume them")
     trusts = section.table("role", "name", "principal", "action", "condition")
     for role, trust, _ in per_role:
         for s in trust:
             trusts.add(
-                Code(short_path(role)), Code(resolver.text(role.stack, role.properties.get("RoleName", ""))),
-                Code(s.principal), Code(s.actions), Code(s.condition),
+                Code(short_path(role)),
+                Code(resolver.text(role.stack, role.properties.get("RoleName", ""))),
+                Code(s.principal),
+                Code(s.actions),
+                Code(s.condition),
             )
     for role, _, may in per_role:
         section.heading(f"What {short_path(role)} may do")
         grants = section.table("policy", "effect", "actions", "resources", "condition")
         for s in may:
             grants.add(
-                Code(s.source), s.effect, Code(s.actions), Code(s.resources), Code(s.condition),
+                Code(s.source),
+                s.effect,
+                Code(s.actions),
+                Code(s.resources),
+                Code(s.condition),
                 flag="warn" if s.wildcard else "",
             )
     orphan = [
-        r for r in env.resources()
+        r
+        for r in env.resources()
         if r.type in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy")
         and not resolver.targets(r.stack, r.properties.get("Roles", []))
     ]
@@ -190,8 +223,14 @@ def iam_section(env: Environment) -> tuple[Section, dict[str, list[str]]]:
         table = section.table("policy", "effect", "actions", "resources", "condition")
         for policy in orphan:
             for s in statements(resolver, policy.stack, short_path(policy), policy.properties.get("PolicyDocument")):
-                table.add(Code(s.source), s.effect, Code(s.actions), Code(s.resources), Code(s.condition),
-                          flag="warn" if s.wildcard else "")
+                table.add(
+                    Code(s.source),
+                    s.effect,
+                    Code(s.actions),
+                    Code(s.resources),
+                    Code(s.condition),
+                    flag="warn" if s.wildcard else "",
+                )
     section.heading("Resource policies (keys, buckets, repositories, queues, topics)")
     table = section.table("protects", "principal", "effect", "actions", "resources", "condition")
     for resource in env.resources():
@@ -201,17 +240,28 @@ def iam_section(env: Environment) -> tuple[Section, dict[str, list[str]]]:
         protects = short_path(resource)
         if target_prop is not None:
             protects = resolver.text(resource.stack, resource.properties.get(target_prop))
-        policy = statements(resolver, resource.stack, protects, resource.properties.get(prop))
-        data[f"policy:{resource.path}"] = sorted(s.key() for s in policy)
-        for s in policy:
-            table.add(Code(protects), Code(s.principal), s.effect, Code(s.actions), Code(s.resources),
-                      Code(s.condition), flag="warn" if s.wildcard else "")
+        document = statements(resolver, resource.stack, protects, resource.properties.get(prop))
+        data[f"policy:{resource.path}"] = sorted(s.key() for s in document)
+        for s in document:
+            table.add(
+                Code(protects),
+                Code(s.principal),
+                s.effect,
+                Code(s.actions),
+                Code(s.resources),
+                Code(s.condition),
+                flag="warn" if s.wildcard else "",
+            )
     permissions = [r for r in env.resources() if r.type == "AWS::Lambda::Permission"]
     if permissions:
         section.heading("Who may invoke functions (Lambda permissions)")
         table = section.table("function", "principal", "action", "source")
         for p in permissions:
             props = p.properties
-            table.add(Code(resolver.text(p.stack, props.get("FunctionName"))), Code(str(props.get("Principal"))),
-                      Code(str(props.get("Action"))), Code(resolver.text(p.stack, props.get("SourceArn", ""))))
+            table.add(
+                Code(resolver.text(p.stack, props.get("FunctionName"))),
+                Code(str(props.get("Principal"))),
+                Code(str(props.get("Action"))),
+                Code(resolver.text(p.stack, props.get("SourceArn", ""))),
+            )
     return section, data

@@ -100,7 +100,7 @@ class Resolver:
         if isinstance(value, list):
             return ", ".join(self.text(stack, v) for v in value)
         if len(value) == 1:
-            (key, inner), = value.items()
+            ((key, inner),) = value.items()
             if key == "Ref":
                 resource = self.resource(stack, inner)
                 return f"${{{short_path(resource) if resource else inner}}}"

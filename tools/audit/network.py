@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from tools.audit.assembly import Environment, Resource
+from tools.audit.assembly import Environment
 from tools.audit.document import Code, Flag, Section
 from tools.audit.intrinsics import Resolver, short_path
 
@@ -94,8 +94,22 @@ def internet_paths(env: Environment, resolver: Resolver) -> list[tuple[str, str]
         elif r.type == "AWS::EC2::Route" and (
             p.get("DestinationCidrBlock") in _ANYWHERE or p.get("DestinationIpv6CidrBlock") in _ANYWHERE
         ):
-            via = next((k for k in ("GatewayId", "NatGatewayId", "EgressOnlyInternetGatewayId", "TransitGatewayId",
-                                    "VpcPeeringConnectionId", "InstanceId", "NetworkInterfaceId") if k in p), "?")
+            via = next(
+                (
+                    k
+                    for k in (
+                        "GatewayId",
+                        "NatGatewayId",
+                        "EgressOnlyInternetGatewayId",
+                        "TransitGatewayId",
+                        "VpcPeeringConnectionId",
+                        "InstanceId",
+                        "NetworkInterfaceId",
+                    )
+                    if k in p
+                ),
+                "?",
+            )
             out.append((r.path, f"default route via {via} {resolver.text(r.stack, p.get(via, ''))}"))
         elif r.type == "AWS::EC2::Subnet" and p.get("MapPublicIpOnLaunch"):
             out.append((r.path, "public subnet: instances get public IPs"))
@@ -111,8 +125,10 @@ def internet_paths(env: Environment, resolver: Resolver) -> list[tuple[str, str]
             out.append((r.path, "build project outside any VPC: builds reach the internet"))
         elif r.type == "AWS::S3::Bucket":
             block = p.get("PublicAccessBlockConfiguration", {})
-            if not all(block.get(k) for k in ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls",
-                                              "RestrictPublicBuckets")):
+            if not all(
+                block.get(k)
+                for k in ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets")
+            ):
                 out.append((r.path, "bucket without a full public access block"))
     return out
 
@@ -137,34 +153,50 @@ def network_section(env: Environment) -> tuple[Section, dict[str, str]]:
         table.add(Code(path), why, flag="error" if "gateway" in why or "route" in why or "public" in why else "warn")
     for rule in rules:
         if rule.flag == "error":
-            table.add(Code(rule.group), f"{rule.direction} {rule.protocol} {rule.ports} {rule.peer}: {rule.note}",
-                      flag="error")
+            table.add(
+                Code(rule.group),
+                f"{rule.direction} {rule.protocol} {rule.ports} {rule.peer}: {rule.note}",
+                flag="error",
+            )
     section.heading("VPCs and subnets")
     table = section.table("resource", "type", "CIDR", "zone / VPC", "public IPs")
     for r in resources:
         if r.type == "AWS::EC2::VPC":
-            table.add(Code(short_path(r)), "VPC", Code(resolver.text(r.stack, r.properties.get("CidrBlock", ""))), "", "")
+            table.add(
+                Code(short_path(r)), "VPC", Code(resolver.text(r.stack, r.properties.get("CidrBlock", ""))), "", ""
+            )
         elif r.type == "AWS::EC2::Subnet":
             p = r.properties
-            table.add(Code(short_path(r)), "subnet", Code(resolver.text(r.stack, p.get("CidrBlock", ""))),
-                      resolver.text(r.stack, p.get("AvailabilityZone", "")),
-                      "yes" if p.get("MapPublicIpOnLaunch") else "no", flag="error" if p.get("MapPublicIpOnLaunch") else "")
+            table.add(
+                Code(short_path(r)),
+                "subnet",
+                Code(resolver.text(r.stack, p.get("CidrBlock", ""))),
+                resolver.text(r.stack, p.get("AvailabilityZone", "")),
+                "yes" if p.get("MapPublicIpOnLaunch") else "no",
+                flag="error" if p.get("MapPublicIpOnLaunch") else "",
+            )
     section.heading("Route tables")
     table = section.table("route table", "subnets", "routes")
     for rt in (r for r in resources if r.type == "AWS::EC2::RouteTable"):
         subnets = [
-            resolver.text(a.stack, a.properties.get("SubnetId")) for a in resources
-            if a.type == "AWS::EC2::SubnetRouteTableAssociation" and resolver.target(a.stack, a.properties.get("RouteTableId")) == rt
+            resolver.text(a.stack, a.properties.get("SubnetId"))
+            for a in resources
+            if a.type == "AWS::EC2::SubnetRouteTableAssociation"
+            and resolver.target(a.stack, a.properties.get("RouteTableId")) == rt
         ]
         routes = [
             f"{x.properties.get('DestinationCidrBlock', x.properties.get('DestinationIpv6CidrBlock', '?'))} → "
-            + resolver.text(x.stack, {k: v for k, v in x.properties.items() if k.endswith("Id") and k != "RouteTableId"})
+            + resolver.text(
+                x.stack, {k: v for k, v in x.properties.items() if k.endswith("Id") and k != "RouteTableId"}
+            )
             for x in resources
             if x.type == "AWS::EC2::Route" and resolver.target(x.stack, x.properties.get("RouteTableId")) == rt
         ]
         gateways = [
-            short_path(e) for e in resources
-            if e.type == "AWS::EC2::VPCEndpoint" and rt in resolver.targets(e.stack, e.properties.get("RouteTableIds", []))
+            short_path(e)
+            for e in resources
+            if e.type == "AWS::EC2::VPCEndpoint"
+            and rt in resolver.targets(e.stack, e.properties.get("RouteTableIds", []))
         ]
         routes += [f"prefix list of {g} (gateway endpoint)" for g in gateways]
         table.add(Code(short_path(rt)), "\n".join(subnets), "\n".join(["local (VPC)", *routes]))
@@ -173,7 +205,9 @@ def network_section(env: Environment) -> tuple[Section, dict[str, str]]:
     for e in (r for r in resources if r.type == "AWS::EC2::VPCEndpoint"):
         p = e.properties
         table.add(
-            Code(short_path(e)), Code(resolver.text(e.stack, p.get("ServiceName"))), p.get("VpcEndpointType", "Gateway"),
+            Code(short_path(e)),
+            Code(resolver.text(e.stack, p.get("ServiceName"))),
+            p.get("VpcEndpointType", "Gateway"),
             str(len(p.get("SubnetIds", []))) if "SubnetIds" in p else "(route tables)",
             ", ".join(short_path(t) for t in resolver.targets(e.stack, p.get("SecurityGroupIds", []))),
             "custom" if "PolicyDocument" in p else "default (full access)",
@@ -181,8 +215,16 @@ def network_section(env: Environment) -> tuple[Section, dict[str, str]]:
     section.heading("Security groups and every rule")
     table = section.table("security group", "direction", "protocol", "ports", "peer", "description", "note")
     for rule in rules:
-        table.add(Code(rule.group), rule.direction, rule.protocol, rule.ports, Code(rule.peer), rule.description,
-                  rule.note, flag=rule.flag)
+        table.add(
+            Code(rule.group),
+            rule.direction,
+            rule.protocol,
+            rule.ports,
+            Code(rule.peer),
+            rule.description,
+            rule.note,
+            flag=rule.flag,
+        )
     data = {f"{r.group} {r.direction} {r.protocol} {r.ports} {r.peer}": r.note for r in rules}
     data.update({f"internet: {p}": why for p, why in paths})
     return section, data

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,40 @@ def _start(argv: list[str], cwd: Path) -> subprocess.Popen[str]:
 def _version(binary: Path) -> str:
     result = subprocess.run([str(binary), "--version"], capture_output=True, text=True, check=False)
     return (result.stdout or result.stderr).strip().split()[-1] if result.returncode == 0 else "unknown"
+
+
+def _installed_version(scan_venv: Path, distribution: str) -> str:
+    """A package's version in the scan venv, from its dist-info directory name (no process started)."""
+    found = sorted(scan_venv.glob(f"lib/python*/site-packages/{distribution}-*.dist-info"))
+    return found[-1].name.removeprefix(f"{distribution}-").removesuffix(".dist-info") if found else "unknown"
+
+
+def cache_key(templates: list[Path], project_root: Path, scan_venv: Path) -> str:
+    """What the scanners' reports depend on: every template's bytes, the scanners' versions and configuration."""
+    digest = hashlib.sha256()
+    for path in [*sorted(templates), project_root / ".cfnlintrc.yaml"]:
+        digest.update(str(path.name).encode())
+        digest.update(path.read_bytes() if path.exists() else b"")
+    for distribution in ("checkov", "cfn_lint"):
+        digest.update(_installed_version(scan_venv, distribution).encode())
+    return digest.hexdigest()
+
+
+def run_scanners_cached(templates: list[Path], project_root: Path, scan_venv: Path, cache_dir: Path) -> ScanResults:
+    """``run_scanners``, reusing the reports of an earlier run over byte-identical templates.
+
+    Synth is deterministic, so a re-synth of the same commit hits the cache; any change to a
+    template, to ``.cfnlintrc.yaml`` or to a scanner's version runs both scanners again.
+    """
+    cache_file = cache_dir / f"{cache_key(templates, project_root, scan_venv)}.json"
+    if cache_file.exists():
+        return ScanResults(**json.loads(cache_file.read_text(encoding="utf-8")))
+    results = run_scanners(templates, project_root, scan_venv)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    for old in cache_dir.glob("*.json"):
+        old.unlink()
+    cache_file.write_text(json.dumps(asdict(results)), encoding="utf-8")
+    return results
 
 
 def run_scanners(templates: list[Path], project_root: Path, scan_venv: Path) -> ScanResults:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -25,8 +24,12 @@ def _report(env: str, acknowledged: list[tuple[str, str]], failed: list[tuple[st
     """A validation report as cdk-nag v3 writes it (the plugin repeats it for each stage)."""
 
     def violation(rule: str, path: str, reason: str | None) -> dict[str, Any]:
-        entry: dict[str, Any] = {"ruleName": rule, "description": "d", "severity": "error",
-                                 "violatingConstructs": [{"constructPath": f"{env}/{path}"}]}
+        entry: dict[str, Any] = {
+            "ruleName": rule,
+            "description": "d",
+            "severity": "error",
+            "violatingConstructs": [{"constructPath": f"{env}/{path}"}],
+        }
         if reason is not None:
             entry.update(acknowledgedId=f"{rule.split('-', 1)[0]}::{rule}", reason=reason)
         return entry
@@ -54,12 +57,21 @@ def _bucket_with(acks: list[str] = (), skips: list[str] = ()) -> dict[str, Any]:
 
 
 def test_given_an_acknowledgment_that_silences_nothing_when_audited_then_it_is_stale(tmp_path: Path) -> None:
-    env = write_assembly(tmp_path, {"Base": {"Bucket": _bucket_with(
-        acks=[f"{NAG}-S1", f"{NAG}-S10"], skips=["CKV_AWS_18", "CKV_AWS_21"])}})
+    env = write_assembly(
+        tmp_path,
+        {"Base": {"Bucket": _bucket_with(acks=[f"{NAG}-S1", f"{NAG}-S10"], skips=["CKV_AWS_18", "CKV_AWS_21"])}},
+    )
     report = _report("dev", acknowledged=[("AwsSolutions-S1", "Base/Bucket/Resource")])
     template = str(env.stacks[0].template_file.resolve())
-    skipped = [{"check_id": "CKV_AWS_18", "check_name": "logging", "resource": "AWS::S3::Bucket.Bucket",
-                "file_abs_path": template, "check_result": {"result": "SKIPPED", "suppress_comment": "why"}}]
+    skipped = [
+        {
+            "check_id": "CKV_AWS_18",
+            "check_name": "logging",
+            "resource": "AWS::S3::Bucket.Bucket",
+            "file_abs_path": template,
+            "check_result": {"result": "SKIPPED", "suppress_comment": "why"},
+        }
+    ]
     result = evaluate(env, report, _no_scans(skipped_checks=skipped), nag_rules.catalogue(), [], [])
     status = {(s.rule, s.status) for s in result.suppressions}
     assert (f"{NAG}-S1", "matches") in status
@@ -71,8 +83,11 @@ def test_given_an_acknowledgment_that_silences_nothing_when_audited_then_it_is_s
 
 def test_given_findings_when_evaluated_then_each_resource_rule_pair_has_one_state(tmp_path: Path) -> None:
     env = write_assembly(tmp_path, {"Base": {"Bucket": _bucket_with(acks=[f"{NAG}-S1"])}})
-    report = _report("dev", acknowledged=[("AwsSolutions-S1", "Base/Bucket/Resource")],
-                     failed=[("AwsSolutions-S10", "Base/Bucket/Resource")])
+    report = _report(
+        "dev",
+        acknowledged=[("AwsSolutions-S1", "Base/Bucket/Resource")],
+        failed=[("AwsSolutions-S10", "Base/Bucket/Resource")],
+    )
     result = evaluate(env, report, _no_scans(), nag_rules.catalogue(), [], [])
     states = {f.rule: f.state for f in result.findings if f.tool == "cdk-nag"}
     assert states["AwsSolutions-S1"] == "acknowledged"
@@ -114,7 +129,7 @@ as_of: "2026-01-01"
 currency: USD
 hours_per_month: 730
 prices:
-  vpc_interface_endpoint_zone_hour: {unit: per endpoint-zone hour, source: https://example.test/a, regions: {eu-west-1: 0.01}}
+  vpc_interface_endpoint_zone_hour: {unit: per zone-hour, source: https://example.test/a, regions: {eu-west-1: 0.01}}
   nat_gateway_hour: {unit: per hour, source: https://example.test/b, regions: {eu-west-1: 0.05}}
   kms_key_month: {unit: per key month, source: https://example.test/c, regions: {eu-west-1: 1.0}}
   cloudwatch_alarm_metric_month: {unit: per alarm metric, source: https://example.test/d, regions: {eu-west-1: 0.1}}
@@ -131,22 +146,39 @@ def test_given_a_known_template_when_costed_then_the_idle_cost_is_the_expected_s
     prices = tmp_path / "prices.yaml"
     prices.write_text(PRICES, encoding="utf-8")
     subnets = [{"Ref": f"Subnet{i}"} for i in range(3)]
-    env = write_assembly(tmp_path / "cdk.out", {"Net": {
-        "ThreeZones": resource("AWS::EC2::VPCEndpoint", "dev/Net/A/Resource",
-                               {"VpcEndpointType": "Interface", "ServiceName": "com.amazonaws.eu-west-1.sts",
-                                "SubnetIds": subnets}),
-        "OneZone": resource("AWS::EC2::VPCEndpoint", "dev/Net/B/Resource",
-                            {"VpcEndpointType": "Interface", "ServiceName": "com.amazonaws.eu-west-1.kms",
-                             "SubnetIds": subnets[:1]}),
-        "Gateway": resource("AWS::EC2::VPCEndpoint", "dev/Net/S3/Resource", {"ServiceName": "s3"}),
-        "Nat": resource("AWS::EC2::NatGateway", "dev/Net/Nat/Resource"),
-        "Key": resource("AWS::KMS::Key", "dev/Net/Key/Resource"),
-        "Alarm": resource("AWS::CloudWatch::Alarm", "dev/Net/Alarm/Resource"),
-        "Secret": resource("AWS::SecretsManager::Secret", "dev/Net/Secret/Resource"),
-        "Bucket": resource("AWS::S3::Bucket", "dev/Net/Bucket/Resource"),
-        "Role": resource("AWS::IAM::Role", "dev/Net/Role/Resource"),
-        "Odd": resource("AWS::Foo::Bar", "dev/Net/Odd/Resource"),
-    }})
+    env = write_assembly(
+        tmp_path / "cdk.out",
+        {
+            "Net": {
+                "ThreeZones": resource(
+                    "AWS::EC2::VPCEndpoint",
+                    "dev/Net/A/Resource",
+                    {
+                        "VpcEndpointType": "Interface",
+                        "ServiceName": "com.amazonaws.eu-west-1.sts",
+                        "SubnetIds": subnets,
+                    },
+                ),
+                "OneZone": resource(
+                    "AWS::EC2::VPCEndpoint",
+                    "dev/Net/B/Resource",
+                    {
+                        "VpcEndpointType": "Interface",
+                        "ServiceName": "com.amazonaws.eu-west-1.kms",
+                        "SubnetIds": subnets[:1],
+                    },
+                ),
+                "Gateway": resource("AWS::EC2::VPCEndpoint", "dev/Net/S3/Resource", {"ServiceName": "s3"}),
+                "Nat": resource("AWS::EC2::NatGateway", "dev/Net/Nat/Resource"),
+                "Key": resource("AWS::KMS::Key", "dev/Net/Key/Resource"),
+                "Alarm": resource("AWS::CloudWatch::Alarm", "dev/Net/Alarm/Resource"),
+                "Secret": resource("AWS::SecretsManager::Secret", "dev/Net/Secret/Resource"),
+                "Bucket": resource("AWS::S3::Bucket", "dev/Net/Bucket/Resource"),
+                "Role": resource("AWS::IAM::Role", "dev/Net/Role/Resource"),
+                "Odd": resource("AWS::Foo::Bar", "dev/Net/Odd/Resource"),
+            }
+        },
+    )
     table = load_prices(prices)
     statement = cost_statement(env, table)
     # (3 + 1) endpoint-zones x 0.01 x 730 + NAT 0.05 x 730 + key 1 + alarm 0.1 + secret 0.4
@@ -186,8 +218,17 @@ def test_given_failed_and_acknowledged_findings_then_the_sarif_log_validates_and
     template = tmp_path / "t.template.json"
     template.write_text('{\n "Resources": {\n  "Bucket": {\n   "Type": "AWS::S3::Bucket"\n  }\n }\n}\n')
     findings = [
-        Finding("checkov", "CKV_AWS_18", "logging", "not rated", "acknowledged", "dev/B", str(template), "Bucket",
-                "it is the log bucket"),
+        Finding(
+            "checkov",
+            "CKV_AWS_18",
+            "logging",
+            "not rated",
+            "acknowledged",
+            "dev/B",
+            str(template),
+            "Bucket",
+            "it is the log bucket",
+        ),
         Finding("cfn-lint", "E3012", "bad type", "error", "failed", "dev/B", str(template), "Bucket"),
         Finding("cdk-nag", "AwsSolutions-S1", "x", "error", "passed", "dev/B", str(template), "Bucket"),
     ]
@@ -210,10 +251,16 @@ def test_given_a_result_without_a_rule_id_then_the_schema_rejects_it() -> None:
 
 
 def test_given_two_reports_when_compared_then_additions_removals_and_changes_are_listed() -> None:
-    before = {"resources": {"A/x": {"type": "AWS::S3::Bucket"}, "A/y": {"type": "AWS::SQS::Queue"}},
-              "permissions": {"role": ["s3:GetObject"]}, "cost": {"A/k": 1.0}}
-    after = {"resources": {"A/x": {"type": "AWS::S3::Bucket"}, "A/z": {"type": "AWS::KMS::Key"}},
-             "permissions": {"role": ["s3:GetObject", "s3:PutObject"]}, "cost": {"A/k": 2.0}}
+    before = {
+        "resources": {"A/x": {"type": "AWS::S3::Bucket"}, "A/y": {"type": "AWS::SQS::Queue"}},
+        "permissions": {"role": ["s3:GetObject"]},
+        "cost": {"A/k": 1.0},
+    }
+    after = {
+        "resources": {"A/x": {"type": "AWS::S3::Bucket"}, "A/z": {"type": "AWS::KMS::Key"}},
+        "permissions": {"role": ["s3:GetObject", "s3:PutObject"]},
+        "cost": {"A/k": 2.0},
+    }
     changes = diff(before, after)
     assert [(c, k) for c, k, _, _ in changes["resources"]] == [("added", "A/z"), ("removed", "A/y")]
     assert [(c, k) for c, k, _, _ in changes["permissions"]] == [("added", "role :: s3:PutObject")]
