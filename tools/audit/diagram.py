@@ -123,5 +123,6 @@ def diagram_section(env: Environment) -> Section:
         f"{count} resources in {len(env.stacks)} stacks and the {len(pairs)} references between them, generated "
         "from the templates: an arrow points from a resource to what it refers to. Hover a box for its construct path."
     )
-    section.blocks.append(Diagram(render_svg(to_dot(env)), caption))
+    references = sorted(f"{short_path(source)} -> {short_path(target)}" for source, target in pairs)
+    section.blocks.append(Diagram(render_svg(to_dot(env)), caption, references))
     return section

@@ -62,6 +62,7 @@ class Diagram:
 
     svg: str
     caption: str
+    references: list[str] = field(default_factory=list)
 
 
 Block = Paragraph | Heading | Table | Diagram
@@ -195,7 +196,9 @@ def to_markdown(doc: Document) -> str:
             elif isinstance(block, Heading):
                 out += [f"### {block.text}", ""]
             elif isinstance(block, Diagram):
-                out += [f"*Diagram: {block.caption} (see index.html).*", ""]
+                out += [f"*Diagram: {block.caption} The drawing is in index.html; the references as text:*", ""]
+                out += ["<details><summary>" + f"{len(block.references)} references</summary>", ""]
+                out += [f"- `{line}`" for line in block.references] + ["", "</details>", ""]
             else:
                 out.append("| " + " | ".join(_md_cell(c) for c in block.columns) + " |")
                 out.append("|" + "---|" * len(block.columns))
