@@ -148,6 +148,13 @@ def _load_environment(name: str, directory: Path, outdir: Path) -> Environment:
         props = artifact["properties"]
         template_file = directory / props["templateFile"]
         template = _read_json(template_file)
+        resources = template.get("Resources", {})
+        if resources and not any("aws:cdk:path" in (r.get("Metadata") or {}) for r in resources.values()):
+            # Without construct paths, cdk-nag's findings (keyed by path) cannot be matched to resources.
+            raise AssemblyError(
+                f"{template_file}: no resource carries aws:cdk:path metadata; synthesize with the CDK CLI "
+                "(`make synth`), which adds it"
+            )
         display = artifact.get("displayName", artifact_id)
         stack_label = display.split("/", 1)[1] if display.startswith(f"{name}/") else display
         stacks.append(

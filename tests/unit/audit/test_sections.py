@@ -223,3 +223,13 @@ def test_given_a_broken_template_when_loaded_then_the_error_names_the_file(tmp_p
     template.write_text(bad, encoding="utf-8")
     with pytest.raises(AssemblyError, match=template.name):
         load_assembly(tmp_path)
+
+
+def test_given_templates_without_construct_paths_when_loaded_then_the_error_says_to_use_the_cli(tmp_path: Path) -> None:
+    from tools.audit.assembly import AssemblyError, load_assembly
+
+    env = write_assembly(tmp_path, {"Base": {"Key": KEY}})
+    template = env.stacks[0].template_file
+    template.write_text('{"Resources": {"Key": {"Type": "AWS::KMS::Key"}}}', encoding="utf-8")
+    with pytest.raises(AssemblyError, match="no resource carries aws:cdk:path metadata"):
+        load_assembly(tmp_path)
