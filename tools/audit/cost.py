@@ -259,6 +259,9 @@ def cost_section(env: Environment, table: PriceTable) -> tuple[Section, dict[str
         f"({len(statement.fixed)} charged resources), before usage. Prices as of {table.as_of} "
         f"(tools/audit/prices.yaml, {hours:g} hours a month, on-demand list prices, no free tier)."
     )
+    note = endpoint_note(statement, table)
+    if note:
+        section.para(note)
     if statement.unpriced:
         section.para(
             f"{len(statement.unpriced)} resources are not priced (listed below): the total leaves them out.", "warn"
@@ -296,12 +299,20 @@ def cost_section(env: Environment, table: PriceTable) -> tuple[Section, dict[str
     return section, by_what, total
 
 
-def endpoint_summary(env: Environment, table: PriceTable) -> str:
-    """A one-line account of the interface endpoints' share of the idle cost, for the CLI."""
-    statement = cost_statement(env, table)
+def endpoint_note(statement: CostStatement, table: PriceTable) -> str:
+    """What the interface endpoints cost, their share of the fixed idle cost, and their cost in one zone each."""
     lines = [line for line in statement.fixed if line.price.name == "vpc_interface_endpoint_zone_hour"]
-    total = sum(line.monthly(table.hours_per_month) for line in lines)
-    return f"{len(lines)} interface endpoints, {sum(line.quantity for line in lines):g} endpoint-zones: {total:.2f}"
+    if not lines:
+        return ""
+    hours = table.hours_per_month
+    cost = sum(line.monthly(hours) for line in lines)
+    one_zone = sum(line.price.value * hours for line in lines)
+    total = statement.total(table)
+    return (
+        f"Interface endpoints: {len(lines)} endpoints in {sum(line.quantity for line in lines):g} endpoint-zones cost "
+        f"{cost:.2f} ({100 * cost / total:.0f}% of the fixed idle cost); placed in one zone each they would cost "
+        f"{one_zone:.2f}, and the environment {total - cost + one_zone:.2f}."
+    )
 
 
 __all__ = ["CostStatement", "PriceTable", "cost_section", "cost_statement", "load_prices", "short_path"]

@@ -13,7 +13,7 @@ from tests.unit.audit.conftest import resource, write_assembly
 from tools.audit import nag_rules
 from tools.audit.changes import diff
 from tools.audit.compliance import Finding, evaluate, nist_controls
-from tools.audit.cost import PriceTableError, cost_statement, load_prices
+from tools.audit.cost import PriceTableError, cost_statement, endpoint_note, load_prices
 from tools.audit.sarif import load_schema, to_sarif
 from tools.audit.scanners import ScanResults
 
@@ -183,6 +183,10 @@ def test_given_a_known_template_when_costed_then_the_idle_cost_is_the_expected_s
     statement = cost_statement(env, table)
     # (3 + 1) endpoint-zones x 0.01 x 730 + NAT 0.05 x 730 + key 1 + alarm 0.1 + secret 0.4
     assert statement.total(table) == pytest.approx(29.2 + 36.5 + 1.0 + 0.1 + 0.4)
+    assert endpoint_note(statement, table) == (
+        "Interface endpoints: 2 endpoints in 4 endpoint-zones cost 29.20 (43% of the fixed idle cost); placed in one "
+        "zone each they would cost 14.60, and the environment 52.60."
+    )
     assert [r.path for r in statement.usage["AWS::S3::Bucket"]] == ["dev/Net/Bucket/Resource"]
     assert [(r.path, why) for r, why in statement.unpriced] == [
         ("dev/Net/Odd/Resource", "AWS::Foo::Bar is not in the price table"),
