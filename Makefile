@@ -19,13 +19,14 @@ export AWS_EC2_METADATA_DISABLED := true
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help install synth pipeline-definition test scan demo bench clean ls deploy diff destroy require-env
+.PHONY: help install synth pipeline-definition test scan audit demo bench clean ls deploy diff destroy require-env
 
 help:
 	@echo "make install   create .venv, .venv-scan and node_modules (idempotent)"
 	@echo "make synth     synthesize every environment into cdk.out/ behind the compliance gate"
 	@echo "make pipeline-definition  each environment's SageMaker Pipeline JSON into cdk.out/pipelines/, offline"
 	@echo "make test      unit, infra and integration tests, determinism, cfn-lint, checkov"
+	@echo "make audit     after synth: build/audit/<env>/ index.html, report.md, findings.sarif (BASELINE=old/build/audit to compare)"
 	@echo "make demo      install, synth, and print what was built"
 	@echo "make bench     run the benchmarks in bench/"
 	@echo "make ls ENV=dev       list one environment's stacks (offline; without ENV: every environment's)"
@@ -36,7 +37,7 @@ help:
 
 install: $(VENV)/.installed $(SCAN_VENV)/.installed node_modules/.installed
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-tests.txt ml_code/requirements.txt pipelines/requirements.txt lambdas/requirements.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-tests.txt requirements-audit.txt ml_code/requirements.txt pipelines/requirements.txt lambdas/requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
@@ -71,6 +72,19 @@ scan:
 	$(SCAN_VENV)/bin/cfn-lint
 	$(SCAN_VENV)/bin/checkov --config-file .checkov.yaml -d cdk.out
 	@if [ -d ml_code/containers ]; then $(SCAN_VENV)/bin/checkov --config-file .checkov.yaml -d ml_code/containers; fi
+
+# The auditor's report of every environment that `make synth` wrote: offline, no AWS credentials.
+# The diagram needs Graphviz's dot (installed from Debian where we are root, as in CI); the
+# encryption section reads the pipeline definitions, written here if synth removed them.
+BASELINE ?=
+audit: install
+	@command -v dot > /dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get > /dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends graphviz > /dev/null; \
+	  else echo "make audit needs Graphviz's dot: apt-get install graphviz (Debian) or brew install graphviz"; exit 2; fi; }
+	@test -f cdk.out/manifest.json || { echo "error: cdk.out holds no cloud assembly: run make synth first"; exit 2; }
+	@test -d cdk.out/pipelines || $(MAKE) --no-print-directory pipeline-definition > /dev/null
+	$(PY) -m tools.audit --cdk-out cdk.out --output build/audit $(if $(BASELINE),--baseline $(BASELINE))
 
 demo: synth
 	@$(MAKE) --no-print-directory pipeline-definition > /dev/null

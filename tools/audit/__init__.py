@@ -1,0 +1,1 @@
+"""The auditor's report: `make audit` (python -m tools.audit)."""
