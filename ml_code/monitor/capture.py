@@ -81,10 +81,19 @@ def encode_payload(
 
 @dataclass(frozen=True)
 class Payload:
-    """One side of a capture record, decoded: its media type and its body as text."""
+    """One side of a capture record, decoded: its media type, body as text, and format (CSV, JSON or None)."""
 
     media_type: str
     text: str
+    format: str | None  # from the encoding; for base64 data, from the content type; None when neither says
+
+
+def _format_of(kind: str) -> str | None:
+    if kind in {media_type(t) for t in DEFAULT_CSV_CONTENT_TYPES}:
+        return "CSV"
+    if kind in {media_type(t) for t in DEFAULT_JSON_CONTENT_TYPES}:
+        return "JSON"
+    return None
 
 
 def decode_payload(side: Any, where: str) -> Payload:
@@ -110,13 +119,14 @@ def decode_payload(side: Any, where: str) -> Payload:
         except (binascii.Error, ValueError):
             raise ValueError(f"{where}.data is not valid base64") from None
         try:
-            return Payload(kind, raw.decode("utf-8"))
+            return Payload(kind, raw.decode("utf-8"), _format_of(kind))
         except UnicodeDecodeError:
             raise ValueError(
                 f"{where}.data decodes to bytes that are not UTF-8 text ({kind or 'no content type'})"
             ) from None
     if encoding_name in ("CSV", "JSON"):
-        return Payload(kind, data)
+        # SageMaker writes CSV or JSON exactly for the content types the endpoint lists as such.
+        return Payload(kind, data, encoding_name)
     raise ValueError(f"{where}.encoding must be CSV, JSON or BASE64, got {encoding!r}")
 
 
