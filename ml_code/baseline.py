@@ -53,8 +53,8 @@ def _kll_levels(ordered: np.ndarray) -> list[list[float]]:
 
     With n <= k all items sit at level 0 and the sketch is the data. Above k, the middle value of
     every block of 2**L sorted values is kept, at the lowest level L that fits in k items. The
-    cumulative distribution this sketch describes is then within 2**(L-1)/n of the data's at
-    every point (less than 1/k, 0.05 %), ties included: far below any drift threshold.
+    cumulative distribution this sketch describes is then within 2**L/n of the data's at every
+    point, ties included: under 2/k (0.1 %), far below any drift threshold.
     """
     k = int(KLL_PARAMETERS["k"])
     level = 0

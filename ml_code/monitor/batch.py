@@ -205,7 +205,9 @@ def _profile_csv(
     for numeric_as_float in (True, False):
         profiles = _new_profiles(reference)
         rows = 0
-        dtypes: dict[str, Any] = {}
+        # Columns the baseline does not have are parsed too (as categories, cheaply): pandas checks a
+        # row's field count only when it parses every column.
+        dtypes: dict[str, Any] = dict.fromkeys(names, "category")
         for name, position in zip(selected, positions, strict=True):
             numeric = reference.columns[position].numeric
             dtypes[name] = ("float64" if numeric_as_float else object) if numeric else "category"
@@ -215,7 +217,6 @@ def _profile_csv(
                     handle,
                     header=0 if header else None,
                     names=names,
-                    usecols=selected,
                     dtype=dtypes,
                     na_values=NA_VALUES,
                     keep_default_na=False,
