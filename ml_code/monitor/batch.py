@@ -165,9 +165,9 @@ def _add_numeric(profile: NumericProfile, column: pd.Series, ref: ReferenceColum
 
 
 def _add_string(profile: StringProfile, column: pd.Series) -> None:
-    if isinstance(column.dtype, pd.CategoricalDtype):
+    if isinstance(column.dtype, pd.StringDtype):  # from the CSV parser: missing tokens are already NA
         profile.missing += int(column.isna().sum())
-        profile.add_counts(column.value_counts(sort=False))
+        profile.add_counts(column.value_counts(sort=False, dropna=True))
         return
     raw = column.to_numpy(dtype=object)
     missing = np.fromiter((_is_missing(v) for v in raw), dtype=bool, count=raw.size)
@@ -205,12 +205,12 @@ def _profile_csv(
     for numeric_as_float in (True, False):
         profiles = _new_profiles(reference)
         rows = 0
-        # Columns the baseline does not have are parsed too (as categories, cheaply): pandas checks a
-        # row's field count only when it parses every column.
-        dtypes: dict[str, Any] = dict.fromkeys(names, "category")
+        # Columns the baseline does not have are parsed too: pandas checks a row's field count only
+        # when it parses every column. Strings stay text: a "category" dtype would turn "007" into 7.
+        dtypes: dict[str, Any] = dict.fromkeys(names, str)
         for name, position in zip(selected, positions, strict=True):
             numeric = reference.columns[position].numeric
-            dtypes[name] = ("float64" if numeric_as_float else object) if numeric else "category"
+            dtypes[name] = ("float64" if numeric_as_float else object) if numeric else str
         try:
             with opener() as handle:
                 reader = pd.read_csv(

@@ -66,9 +66,10 @@ class MonitorReport:
         return "; ".join(parts)
 
 
-def _write(path: Path, document: Any) -> None:
+def _write(path: Path, document: Any, *, compact: bool = False) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    text = json.dumps(document, separators=(",", ":")) if compact else json.dumps(document, indent=2)
+    path.write_text(text + "\n", encoding="utf-8")
 
 
 def _evaluation(baseline_dir: Path, evaluation_path: Path | None) -> Evaluation | None:
@@ -126,7 +127,8 @@ def monitor(
                 f"{evaluation.problem_type.value}"
             )
         model_quality = check_model_quality(batch.predictions, labels, problem, evaluation, tolerance)
-    _write(output / "statistics.json", data_quality.statistics)
+    # Compact: the sketches hold thousands of numbers, which indenting would put one per line.
+    _write(output / "statistics.json", data_quality.statistics, compact=True)
     _write(output / "constraint_violations.json", {"violations": [v.to_json() for v in data_quality.violations]})
     metrics = data_quality.metrics()
     if model_quality is not None:
