@@ -23,6 +23,7 @@ import csv
 import io
 import json
 import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -231,7 +232,9 @@ def check_model_quality(
         predicted = np.empty(len(y_pred))
         for i, (value, where) in enumerate(zip(y_pred, origins, strict=True)):
             predicted[i] = _floats([value], "prediction", where)[0]
-        result.scores = metrics.compute(problem_type, truth_values, predicted, None)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # r2 of one row: NaN, dropped below
+            result.scores = metrics.compute(problem_type, truth_values, predicted, None)
     else:
         classes = list(evaluation.classes) if evaluation and evaluation.classes else []
         classes += sorted((set(y_true) | set(y_pred)) - set(classes))
@@ -241,6 +244,8 @@ def check_model_quality(
         truth_codes = np.array([index[v] for v in y_true])
         predicted_codes = np.array([index[v] for v in y_pred])
         result.scores = metrics.compute(problem_type, truth_codes, predicted_codes, None)
+    # A metric undefined on this sample (r2 of one row) is left out: JSON has no NaN.
+    result.scores = {name: value for name, value in result.scores.items() if math.isfinite(value)}
     if evaluation is not None:
         for name in MONITORED[problem_type]:
             if name not in result.scores or name not in evaluation.values:
