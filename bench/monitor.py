@@ -170,7 +170,7 @@ def main() -> int:
     args = parser.parse_args()
     paths = prepare(args.work, args.rows, args.baseline_rows, args.capture)
     print(f"baseline {args.baseline_rows} rows; batches {args.rows} rows; injected drifts: {sorted(INJECTED)}")
-    header = f"{'tool':<10} {'batch':<16} {'seconds':>8} {'peak MB':>8}  flagged (verdict)"
+    header = f"{'tool':<10} {'batch':<9} {'wall s':>7} {'CPU s':>6} {'peak MB':>8}  flagged (verdict)"
     print(header)
     print("-" * len(header))
     runs = [(tool, batch) for tool in args.tools.split(",") for batch in ("clean", "drifted")]
@@ -179,13 +179,13 @@ def main() -> int:
     for tool, batch in runs:
         result = run_tool(tool, paths, batch)
         if "error" in result:
-            print(f"{tool:<10} {batch:<16} {'-':>8} {'-':>8}  error: {result['error']}")
+            print(f"{tool:<10} {batch:<9} {'-':>7} {'-':>6} {'-':>8}  error: {result['error']}")
             continue
         flagged = set(result["flagged"])
         expected = set() if batch == "clean" else INJECTED
         detail = ", ".join(f"{c} [{'; '.join(result['flagged'][c])}]" for c in sorted(flagged)) or "none"
         print(
-            f"{tool:<10} {batch:<16} {result['seconds']:>8.2f} {result['peak_mb']:>8.0f}  "
+            f"{tool:<10} {batch:<9} {result['seconds']:>7.2f} {result['cpu']:>6.2f} {result['peak_mb']:>8.0f}  "
             f"{detail} ({_verdict(flagged, expected)})"
         )
     return 0
