@@ -547,7 +547,9 @@ def read_capture(path: Path, reference: Reference, *, keep_predictions: bool = F
             try:
                 record = loads(line)
             except orjson.JSONDecodeError as exc:
-                raise MonitorInputError(f"{file}: line {number}: not a JSON record (or not UTF-8): {exc}") from None
+                raise MonitorInputError(
+                    f"{file}: line {number}: not a JSON record (or not UTF-8): {exc.msg} at character {exc.pos + 1}"
+                ) from None
             records += 1
             fast = _fast_row(record)
             if fast is not None:
