@@ -221,12 +221,15 @@ def get_pipeline(settings: PipelineSettings) -> Any:
     baseline = ProcessingStep(
         name="DataQualityBaseline",
         step_args=processor("baseline").run(
-            inputs=[ProcessingInput(source=split_uri("train"), destination=f"{root}/train")],
+            inputs=[
+                ProcessingInput(source=split_uri("train"), destination=f"{root}/train"),
+                # The baseline leads with the model's output, as Model Monitor lines captured data up.
+                ProcessingInput(source=model_data, destination=f"{root}/model"),
+            ],
             outputs=[ProcessingOutput(output_name="baseline", source=f"{root}/baseline")],
         ),
         cache_config=cache,
         retry_policies=retries,
-        depends_on=[preprocess.name],
     )
 
     def output_file(step: Any, output: str, name: str) -> Any:

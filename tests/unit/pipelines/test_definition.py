@@ -59,6 +59,10 @@ def test_step_graph(dev: dict) -> None:
     evaluate = json.dumps(_steps(dev)["Evaluate"])
     assert "Steps.Train.ModelArtifacts.S3ModelArtifacts" in evaluate
     assert "Outputs['test']" in evaluate
+    # The baseline predicts on the training data with the trained model (output column first).
+    inputs = {i["InputName"]: i["S3Input"] for i in _steps(dev)["DataQualityBaseline"]["Arguments"]["ProcessingInputs"]}
+    assert {i["LocalPath"] for i in inputs.values()} == {"/opt/ml/processing/train", "/opt/ml/processing/model"}
+    assert {"Get": "Steps.Train.ModelArtifacts.S3ModelArtifacts"} in [i["S3Uri"] for i in inputs.values()]
 
 
 def test_parameters_and_their_defaults_come_from_config(dev: dict) -> None:
@@ -241,7 +245,8 @@ def test_spark_preprocess_runs_the_spark_script_from_s3_on_several_instances(spa
 def test_later_steps_read_the_splits_spark_wrote(spark_prod: dict) -> None:
     steps = _steps(spark_prod)
     assert steps["Train"]["DependsOn"] == ["Preprocess"]
-    assert steps["DataQualityBaseline"]["DependsOn"] == ["Preprocess"]
+    # The baseline reads the splits and the trained model: after Train, so after Preprocess too.
+    assert "Steps.Train.ModelArtifacts" in json.dumps(steps["DataQualityBaseline"]["Arguments"])
     train_inputs = json.dumps(steps["Train"]["Arguments"]["InputDataConfig"])
     assert '"Execution.PipelineExecutionId"}, "Preprocess"]}}, "train"]' in train_inputs
     assert "Steps.Preprocess.ProcessingOutputConfig" not in train_inputs
