@@ -178,7 +178,10 @@ def job_statements(
                     "sagemaker:VpcSubnets": list(subnet_ids),
                     "sagemaker:VpcSecurityGroupIds": list(security_group_ids),
                 },
-                "StringEquals": {"sagemaker:VolumeKmsKey": data_key.key_arn, "sagemaker:OutputKmsKey": data_key.key_arn},
+                "StringEquals": {
+                    "sagemaker:VolumeKmsKey": data_key.key_arn,
+                    "sagemaker:OutputKmsKey": data_key.key_arn,
+                },
                 "Bool": {"sagemaker:NetworkIsolation": "true", "sagemaker:InterContainerTrafficEncryption": "true"},
             },
         ),

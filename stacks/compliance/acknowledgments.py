@@ -256,6 +256,15 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
     ),
     Acknowledgment(
         stack="Foundation",
+        paths=("Repositories/Training/Resource", "Repositories/Inference/Resource"),
+        findings=(f"{CHECKOV}CKV_AWS_32",),
+        reason=(
+            "The repository policy's only statement with Principal '*' is a Deny: it refuses pushes by anyone "
+            "but the CI roles. It grants nothing to anyone; the check flags a '*' principal whatever its Effect."
+        ),
+    ),
+    Acknowledgment(
+        stack="Foundation",
         paths=("Buckets/AccessLogs/Resource",),
         findings=(f"{CHECKOV}CKV_AWS_18",),
         reason="This is the server-access-log bucket; logging its own access would loop into itself.",

@@ -157,9 +157,14 @@ def _s3_endpoint_policy(config: EnvironmentConfig) -> list[iam.PolicyStatement]:
             sid="ThisEnvironmentsBuckets",
             principals=[iam.AnyPrincipal()],
             actions=["s3:GetObject", "s3:PutObject", "s3:ListBucket", "s3:GetBucketLocation"],
-            resources=[r for name in buckets for r in (f"arn:{config.partition}:s3:::{name}",
-                                                       f"arn:{config.partition}:s3:::{name}/*")],
-            conditions={"StringEquals": {"aws:PrincipalAccount": config.account, "aws:ResourceAccount": config.account}},
+            resources=[
+                r
+                for name in buckets
+                for r in (f"arn:{config.partition}:s3:::{name}", f"arn:{config.partition}:s3:::{name}/*")
+            ],
+            conditions={
+                "StringEquals": {"aws:PrincipalAccount": config.account, "aws:ResourceAccount": config.account}
+            },
         ),
         iam.PolicyStatement(
             # ECR keeps image layers in its own bucket: pulling an image in these subnets reads it through S3.

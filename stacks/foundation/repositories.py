@@ -48,9 +48,7 @@ class ImageRepositories(Construct):
             )
             # CI skips a build when the content-hash tag exists, so whoever could push a tag first
             # would choose what CI ships: only CI pushes (tags are immutable, so nobody overwrites).
-            conditions: dict[str, dict[str, object]] = {
-                "ArnNotEquals": {"aws:PrincipalArn": image_pusher_arns(config)}
-            }
+            conditions: dict[str, dict[str, object]] = {"ArnNotEquals": {"aws:PrincipalArn": image_pusher_arns(config)}}
             if config.tooling_account:
                 conditions["StringNotEquals"] = {"aws:PrincipalAccount": config.tooling_account}
             repo.add_to_resource_policy(

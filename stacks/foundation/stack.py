@@ -12,7 +12,7 @@ from stacks.foundation.discovery import DiscoveryParameters
 from stacks.foundation.keys import PlatformKeys
 from stacks.foundation.network import PrivateNetwork
 from stacks.foundation.repositories import ImageRepositories
-from stacks.platform_stack import PlatformStack
+from stacks.platform_stack import PlatformStack, harden_cdk_providers
 
 
 class FoundationStack(PlatformStack):
@@ -42,3 +42,4 @@ class FoundationStack(PlatformStack):
                 "network/private-subnet-ids": Fn.join(",", subnet_ids),
             },
         )
+        harden_cdk_providers(self, config=config, logs_key=self.keys.logs_key)

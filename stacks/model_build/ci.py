@@ -318,7 +318,9 @@ class BuildPipeline(Construct):
                 ),
                 *(statements or []),
             ],
-            source_arn=cdk.Stack.of(self).format_arn(service="codebuild", resource="project", resource_name=project_name),
+            source_arn=cdk.Stack.of(self).format_arn(
+                service="codebuild", resource="project", resource_name=project_name
+            ),
         )
         return codebuild.PipelineProject(
             self,

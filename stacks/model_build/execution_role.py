@@ -30,8 +30,6 @@ EC2_DESCRIBE = [
 ]
 
 
-
-
 class PipelineExecution(Construct):
     """The pipeline's execution role (named, so the offline definition can name it) and job security group.
 

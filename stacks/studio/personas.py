@@ -143,9 +143,7 @@ class PersonaRoles(Construct):
                         sid="ApproveModelPackages",
                         actions=["sagemaker:UpdateModelPackage"],
                         resources=[arn("model-package", f"{config.model_package_group_name}/*")],
-                        conditions={
-                            "StringEquals": {"sagemaker:ModelApprovalStatus": ["Approved", "Rejected"]}
-                        },
+                        conditions={"StringEquals": {"sagemaker:ModelApprovalStatus": ["Approved", "Rejected"]}},
                     ),
                     iam.PolicyStatement(
                         sid="RunThisEnvironmentsPipelines",
@@ -178,8 +176,12 @@ def _own_apps_and_spaces(scope: Construct, domain_id: str) -> list[iam.PolicySta
     return [
         iam.PolicyStatement(
             sid="DescribeTheDomain",
-            actions=["sagemaker:DescribeDomain", "sagemaker:DescribeUserProfile", "sagemaker:DescribeSpace",
-                     "sagemaker:DescribeApp"],
+            actions=[
+                "sagemaker:DescribeDomain",
+                "sagemaker:DescribeUserProfile",
+                "sagemaker:DescribeSpace",
+                "sagemaker:DescribeApp",
+            ],
             resources=[
                 arn("domain", domain_id),
                 arn("user-profile", f"{domain_id}/*"),
