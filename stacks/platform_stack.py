@@ -54,12 +54,19 @@ def removal_policy(config: EnvironmentConfig) -> cdk.RemovalPolicy:
 
 
 def encrypted_log_group(
-    scope: Construct, id_: str, *, config: EnvironmentConfig, key: kms.IKey, retention_days: int | None = None
+    scope: Construct,
+    id_: str,
+    *,
+    config: EnvironmentConfig,
+    key: kms.IKey,
+    retention_days: int | None = None,
+    name: str | None = None,
 ) -> logs.LogGroup:
     """A log group encrypted with the logs key, kept for config's retention (or ``retention_days``)."""
     return logs.LogGroup(
         scope,
         id_,
+        log_group_name=name,
         encryption_key=key,
         retention=log_retention(retention_days or config.retention.log_retention_days),
         removal_policy=removal_policy(config),

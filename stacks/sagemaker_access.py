@@ -81,6 +81,9 @@ def pass_own_role_statement(role: iam.IRole) -> iam.PolicyStatement:
 # SageMaker writes every job's logs into one log group per job type and account, into a stream
 # named after the job: the stream, not the group, is what belongs to one environment.
 JOB_LOG_GROUPS = ("/aws/sagemaker/TrainingJobs", "/aws/sagemaker/ProcessingJobs")
+STUDIO_LOG_GROUP = "/aws/sagemaker/studio"
+# The groups SageMaker creates at run time for this platform's jobs and Studio apps (account-wide).
+SAGEMAKER_LOG_GROUPS = (*JOB_LOG_GROUPS, STUDIO_LOG_GROUP)
 
 
 def sagemaker_logs_statements(

@@ -19,6 +19,7 @@ from constructs import Construct
 from stacks.config import EnvironmentConfig, Persona
 from stacks.principals import PEOPLE_PREFIXES
 from stacks.sagemaker_access import (
+    STUDIO_LOG_GROUP,
     data_statements,
     job_statements,
     pass_own_role_statement,
@@ -132,7 +133,7 @@ class PersonaRoles(Construct):
                 *sagemaker_logs_statements(
                     self,
                     job_name_prefix=f"{config.name_prefix}-",
-                    extra_streams=[("/aws/sagemaker/studio", f"{domain_id}/")],
+                    extra_streams=[(STUDIO_LOG_GROUP, f"{domain_id}/")],
                 ),
             ]
             if persona is Persona.ML_ENGINEER:

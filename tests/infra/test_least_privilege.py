@@ -322,3 +322,27 @@ def test_every_acknowledgment_is_a_finding_the_packs_still_report(which: str, re
             if (where, exact) not in reported:
                 stale.append((where, exact))
     assert not stale, f"acknowledged but not reported: {stale}"
+
+
+@pytest.mark.parametrize("which", APPS)
+def test_kms_grants_are_only_for_aws_resources(which: str, request: pytest.FixtureRequest) -> None:
+    # The key policies keep CDK's account statement (kms:* for the account: IAM decides), so the
+    # condition must be on every IAM statement that could create a grant.
+    app = request.getfixturevalue(which)
+    checked = 0
+    for env, stacks in app.templates.items():
+        for stack, template in stacks.items():
+            for logical_id, kind, statement in _statements(template):
+                resource_type = template["Resources"][logical_id]["Type"]
+                # Endpoint policies are a ceiling, not a grant: IAM must still allow the call.
+                ceilings = ("AWS::KMS::Key", "AWS::EC2::VPCEndpoint")
+                if kind != "policy" or statement.get("Effect") != "Allow" or resource_type in ceilings:
+                    continue
+                actions = _as_list(statement["Action"])
+                if any(fnmatchcase("kms:CreateGrant", action) for action in actions):
+                    checked += 1
+                    condition = statement.get("Condition", {})
+                    assert condition.get("Bool", {}).get("kms:GrantIsForAWSResource") == "true", (
+                        f"{env}/{stack}/{logical_id}: kms:CreateGrant without kms:GrantIsForAWSResource"
+                    )
+    assert checked  # the pipeline's job role creates grants for job volumes
