@@ -159,35 +159,49 @@ def job_statements(
     subnet_ids: Sequence[str],
     security_group_ids: Sequence[str],
     data_key: kms.IKey,
+    unisolated_processing_prefix: str | None = None,
 ) -> list[iam.PolicyStatement]:
     """Create, follow and stop training and processing jobs named ``<job_name_prefix>...``.
 
     A job may be created only in this environment's subnets and security groups, with network
     isolation, encrypted traffic between its instances, and the data key on its volumes and
     outputs: a job elsewhere, or with another key, is refused by IAM rather than by convention.
+    Processing jobs named ``unisolated_processing_prefix...`` (the Spark preprocess, which reads S3
+    itself) may run without network isolation, under every other condition.
     """
     jobs = [
         sagemaker_arn(scope, "training-job", f"{job_name_prefix}*"),
         sagemaker_arn(scope, "processing-job", f"{job_name_prefix}*"),
     ]
+    in_this_environment = {
+        "Null": {"sagemaker:VpcSubnets": "false", "sagemaker:VpcSecurityGroupIds": "false"},
+        "ForAllValues:StringEquals": {
+            "sagemaker:VpcSubnets": list(subnet_ids),
+            "sagemaker:VpcSecurityGroupIds": list(security_group_ids),
+        },
+        "StringEquals": {"sagemaker:VolumeKmsKey": data_key.key_arn, "sagemaker:OutputKmsKey": data_key.key_arn},
+    }
+    unisolated = []
+    if unisolated_processing_prefix is not None:
+        unisolated.append(
+            iam.PolicyStatement(
+                sid=f"{sid}CreateUnisolatedProcessing",
+                actions=["sagemaker:CreateProcessingJob"],
+                resources=[sagemaker_arn(scope, "processing-job", f"{unisolated_processing_prefix}*")],
+                conditions={**in_this_environment, "Bool": {"sagemaker:InterContainerTrafficEncryption": "true"}},
+            )
+        )
     return [
         iam.PolicyStatement(
             sid=f"{sid}CreateInThisEnvironment",
             actions=["sagemaker:CreateTrainingJob", "sagemaker:CreateProcessingJob"],
             resources=jobs,
             conditions={
-                "Null": {"sagemaker:VpcSubnets": "false", "sagemaker:VpcSecurityGroupIds": "false"},
-                "ForAllValues:StringEquals": {
-                    "sagemaker:VpcSubnets": list(subnet_ids),
-                    "sagemaker:VpcSecurityGroupIds": list(security_group_ids),
-                },
-                "StringEquals": {
-                    "sagemaker:VolumeKmsKey": data_key.key_arn,
-                    "sagemaker:OutputKmsKey": data_key.key_arn,
-                },
+                **in_this_environment,
                 "Bool": {"sagemaker:NetworkIsolation": "true", "sagemaker:InterContainerTrafficEncryption": "true"},
             },
         ),
+        *unisolated,
         iam.PolicyStatement(
             sid=f"{sid}FollowAndStop",
             actions=[

@@ -177,6 +177,7 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
         findings=(
             f"{_IAM5}[Resource::{_SAGEMAKER_ARN}:processing-job/{{prefix}}-model-build-*]",
             f"{_IAM5}[Resource::{_SAGEMAKER_ARN}:training-job/{{prefix}}-model-build-*]",
+            f"{_IAM5}[Resource::{_SAGEMAKER_ARN}:processing-job/{{prefix}}-model-build-spark-preprocess*]",
             f"{_IAM5}[Resource::arn:aws:logs:{{region}}:{{account}}:log-group:/aws/sagemaker/TrainingJobs:"
             "log-stream:{prefix}-model-build-*]",
             f"{_IAM5}[Resource::arn:aws:logs:{{region}}:{{account}}:log-group:/aws/sagemaker/ProcessingJobs:"
@@ -186,7 +187,8 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
             "The pipeline's jobs carry its name as prefix (use_custom_job_prefix with base_job_name "
             "<pipeline>-<step>), with a suffix SageMaker adds; their log streams are named after them. No other "
             "environment's pipeline has this name. Creation also requires this environment's subnets, the job "
-            "security group, network isolation and the data key (IAM conditions)."
+            "security group and the data key, and network isolation for all but the Spark preprocess (which "
+            "reads S3 itself, through the endpoint policy's perimeter) when spark_preprocessing is on."
         ),
     ),
     Acknowledgment(

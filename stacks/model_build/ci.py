@@ -322,6 +322,10 @@ class BuildPipeline(Construct):
                 service="codebuild", resource="project", resource_name=project_name
             ),
         )
+        # Outside the VPC on purpose: the subnets have no route out (no NAT), and these builds need the
+        # internet (pip from PyPI, Docker base images). They touch AWS only through their own role, which
+        # reaches this environment's artifacts prefix, key, repositories and pipeline; a NAT for CI alone
+        # would open egress from the subnets that hold the data.
         return codebuild.PipelineProject(
             self,
             name,

@@ -91,6 +91,10 @@ class PipelineExecution(Construct):
                     subnet_ids=subnet_ids,
                     security_group_ids=[sg.security_group_id],
                     data_key=data_key,
+                    # The Spark preprocess reads S3 itself, so it runs without network isolation.
+                    unisolated_processing_prefix=f"{config.build_pipeline_name}-spark-preprocess"
+                    if config.model_build is not None and config.model_build.pipeline.spark_preprocessing
+                    else None,
                 ),
                 iam.PolicyStatement(
                     sid="RegisterIntoThisEnvironmentsGroup",

@@ -299,29 +299,31 @@ def test_no_role_uses_an_aws_managed_policy_and_every_function_logs_to_an_encryp
                     assert "KmsKeyId" in log_group and "RetentionInDays" in log_group, f"{env}/{stack}/{logical_id}"
 
 
-@pytest.mark.parametrize("which", APPS)
-def test_every_acknowledgment_is_a_finding_the_packs_still_report(which: str, request: pytest.FixtureRequest) -> None:
-    """An acknowledged (path, finding) pair must be reported, and acknowledged, on that path wherever it is
-    applied: an acknowledgment whose rule no longer fires there is stale."""
-    app = request.getfixturevalue(which)
-    report = json.loads((app.outdir / "validation-report.json").read_text())
-    reported = {
-        (construct["constructPath"], violation["acknowledgedId"])
-        for plugin in report["pluginReports"]
-        for violation in plugin["suppressedViolations"]
-        for construct in violation["violatingConstructs"]
-    }
-    stale = []
-    for env, stage in app.stages.items():
-        placeholders = stage.placeholders
-        for index, path, finding in stage.acknowledgments_used:
-            if finding.startswith(CHECKOV):
-                continue  # checkov's skips are checked by checkov itself when it scans cdk.out
-            exact = finding.format(**placeholders)
-            where = f"{env}/{ACKNOWLEDGMENTS[index].stack}/{path}"
-            if (where, exact) not in reported:
-                stale.append((where, exact))
-    assert not stale, f"acknowledged but not reported: {stale}"
+def test_every_acknowledgment_is_a_finding_the_packs_still_report(single_account, multi_account) -> None:
+    """Each acknowledged (path, finding) pair must be reported, and acknowledged, on that path in at least
+    one environment of the shipped configurations: an acknowledgment whose rule no longer fires is stale.
+
+    (Some fire in one configuration only, e.g. the Spark preprocess's job wildcard where
+    spark_preprocessing is on, so the check is over both apps rather than per environment.)
+    """
+    reported_anywhere = set()
+    for app in (single_account, multi_account):
+        report = json.loads((app.outdir / "validation-report.json").read_text())
+        reported = {
+            (construct["constructPath"], violation["acknowledgedId"])
+            for plugin in report["pluginReports"]
+            for violation in plugin["suppressedViolations"]
+            for construct in violation["violatingConstructs"]
+        }
+        for env, stage in app.stages.items():
+            for index, path, finding in stage.acknowledgments_used:
+                where = f"{env}/{ACKNOWLEDGMENTS[index].stack}/{path}"
+                if (where, finding.format(**stage.placeholders)) in reported:
+                    reported_anywhere.add((index, path, finding))
+    # checkov's skips are checked by checkov itself: a skip of a check that passes is reported by it.
+    declared = {(i, p, f) for i, ack in enumerate(ACKNOWLEDGMENTS) for p in ack.paths for f in ack.findings}
+    stale = sorted(t for t in declared - reported_anywhere if not t[2].startswith(CHECKOV))
+    assert not stale, f"acknowledged but reported on no path in any shipped configuration: {stale}"
 
 
 @pytest.mark.parametrize("which", APPS)
