@@ -99,12 +99,19 @@ class PipelineExecution(Construct):
                 iam.PolicyStatement(
                     sid="RegisterIntoThisEnvironmentsGroup",
                     actions=[
-                        "sagemaker:CreateModelPackage",
                         "sagemaker:DescribeModelPackageGroup",
                         "sagemaker:DescribeModelPackage",
                         "sagemaker:AddTags",
                     ],
                     resources=[sm("model-package-group", group), sm("model-package", f"{group}/*")],
+                ),
+                iam.PolicyStatement(
+                    # Only for a person's approval: whoever starts the pipeline cannot register a version
+                    # as already Approved through its ModelApprovalStatus parameter.
+                    sid="RegisterPendingApprovalOnly",
+                    actions=["sagemaker:CreateModelPackage"],
+                    resources=[sm("model-package-group", group), sm("model-package", f"{group}/*")],
+                    conditions={"StringEquals": {"sagemaker:ModelApprovalStatus": "PendingManualApproval"}},
                 ),
                 pass_own_role_statement(self.role),
                 *data_statements(

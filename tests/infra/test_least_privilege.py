@@ -348,3 +348,19 @@ def test_kms_grants_are_only_for_aws_resources(which: str, request: pytest.Fixtu
                         f"{env}/{stack}/{logical_id}: kms:CreateGrant without kms:GrantIsForAWSResource"
                     )
     assert checked  # the pipeline's job role creates grants for job volumes
+
+
+@pytest.mark.parametrize("which", APPS)
+def test_only_a_person_approves_what_the_pipeline_registers(which: str, request: pytest.FixtureRequest) -> None:
+    app = request.getfixturevalue(which)
+    for env, stage in app.stages.items():
+        if stage.model_build is None:
+            continue
+        creates = [
+            s
+            for s in _policy_of(app, env, stage.model_build.execution.node.find_child("Policy"))
+            if "sagemaker:CreateModelPackage" in _as_list(s["Action"])
+        ]
+        assert [s["Condition"] for s in creates] == [
+            {"StringEquals": {"sagemaker:ModelApprovalStatus": "PendingManualApproval"}}
+        ], env
