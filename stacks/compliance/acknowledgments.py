@@ -73,8 +73,9 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
         ),
         reason=(
             "Apps, spaces and user profiles of this one domain, named by users at run time. Personas may only "
-            "describe them, and create, change or delete a space or its apps only when the space's owner "
-            "(sagemaker:OwnerUserProfileArn) is their own profile; the teardown deletes them all on stack deletion."
+            "describe them, create, change or delete a space or its apps only when the space's owner "
+            "(sagemaker:OwnerUserProfileArn) is their own profile, and run apps of shared spaces (no owner); "
+            "the teardown deletes them all on stack deletion."
         ),
     ),
     Acknowledgment(

@@ -162,7 +162,7 @@ class PersonaRoles(Construct):
 
 
 def _own_apps_and_spaces(scope: Construct, domain_id: str) -> list[iam.PolicyStatement]:
-    """A user's own private spaces and apps in this domain, and the domain's shared spaces' apps.
+    """A user's own spaces and their apps in this domain, and the apps of the domain's shared spaces.
 
     ``sagemaker:OwnerUserProfileArn`` is the space's owner; ``${sagemaker:UserProfileName}`` is the
     profile the Studio session belongs to (the domain sets ``ExecutionRoleIdentityConfig``), so a user
@@ -202,6 +202,16 @@ def _own_apps_and_spaces(scope: Construct, domain_id: str) -> list[iam.PolicySta
             ],
             resources=[arn("space", f"{domain_id}/*"), arn("app", f"{domain_id}/*")],
             conditions={"ArnLike": {"sagemaker:OwnerUserProfileArn": own_profile}},
+        ),
+        iam.PolicyStatement(
+            # Apps of the domain's shared spaces (no owner): every member of the domain may run them.
+            sid="SharedSpaceApps",
+            actions=["sagemaker:CreateApp", "sagemaker:DeleteApp"],
+            resources=[arn("app", f"{domain_id}/*")],
+            conditions={
+                "Null": {"sagemaker:OwnerUserProfileArn": "true"},
+                "StringEquals": {"sagemaker:SpaceSharingType": "Shared"},
+            },
         ),
         iam.PolicyStatement(
             sid="OwnProfileApps",
