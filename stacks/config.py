@@ -352,6 +352,16 @@ class EnvironmentConfig(_Strict):
     studio: Studio = Studio()
     model_build: ModelBuild | None = None
     tags: dict[Annotated[str, Field(min_length=1, max_length=128)], Annotated[str, Field(max_length=256)]] = {}
+    # --- security (issue 8) ---
+    owns_sagemaker_log_groups: bool = Field(
+        default=False,
+        description=(
+            "Create SageMaker's account-wide job and Studio log groups (/aws/sagemaker/TrainingJobs, "
+            "ProcessingJobs, studio) in this environment's stack, with the logs key and its retention. "
+            "One environment per account; deploy it before any job runs, or SageMaker creates them first "
+            "(no key, no expiry) and the deploy fails on the existing group."
+        ),
+    )
 
     @field_validator("retention")
     @classmethod

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from constructs import Construct
@@ -53,12 +54,19 @@ def removal_policy(config: EnvironmentConfig) -> cdk.RemovalPolicy:
 
 
 def encrypted_log_group(
-    scope: Construct, id_: str, *, config: EnvironmentConfig, key: kms.IKey, retention_days: int | None = None
+    scope: Construct,
+    id_: str,
+    *,
+    config: EnvironmentConfig,
+    key: kms.IKey,
+    retention_days: int | None = None,
+    name: str | None = None,
 ) -> logs.LogGroup:
     """A log group encrypted with the logs key, kept for config's retention (or ``retention_days``)."""
     return logs.LogGroup(
         scope,
         id_,
+        log_group_name=name,
         encryption_key=key,
         retention=log_retention(retention_days or config.retention.log_retention_days),
         removal_policy=removal_policy(config),
@@ -69,3 +77,43 @@ def log_retention(days: int) -> logs.RetentionDays:
     """CDK's enum member for a CloudWatch retention period that config has validated."""
     members = [member for member in logs.RetentionDays if member is not logs.RetentionDays.INFINITE]
     return dict(zip(LOG_RETENTION_DAYS, members, strict=True))[days]
+
+
+def harden_cdk_providers(stack: cdk.Stack, *, config: EnvironmentConfig, logs_key: kms.IKey) -> None:
+    """Give CDK's own custom-resource handlers (auto-delete objects, restrict the default security group)
+    an encrypted log group with retention, and replace their AWS-managed AWSLambdaBasicExecutionRole with
+    a policy that writes only that group.
+
+    These handlers are raw CloudFormation resources that CDK creates per stack; left alone, their logs go
+    to a group Lambda creates at run time (no key, kept forever) and their role may create any log group.
+    Call once the stack's constructs exist: the providers are created on first use.
+    """
+    for provider in stack.node.children:
+        if not (provider.node.id.startswith("Custom::") and provider.node.id.endswith("CustomResourceProvider")):
+            continue
+        handler = provider.node.try_find_child("Handler")
+        role = provider.node.try_find_child("Role")
+        if not isinstance(handler, cdk.CfnResource) or not isinstance(role, cdk.CfnResource):
+            continue
+        name = provider.node.id.removeprefix("Custom::").removesuffix("CustomResourceProvider")
+        log_group = encrypted_log_group(stack, f"{name}ProviderLogs", config=config, key=logs_key)
+        handler.add_property_override("LoggingConfig.LogGroup", log_group.log_group_name)
+        handler.node.add_dependency(log_group)
+        role.add_property_deletion_override("ManagedPolicyArns")
+        iam.CfnManagedPolicy(
+            stack,
+            f"{name}ProviderLogsPolicy",
+            description=f"{config.name_prefix}: CDK's {name} handler writes its own log group only",
+            roles=[role.ref],
+            policy_document={
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Sid": "OwnLogGroup",
+                        "Effect": "Allow",
+                        "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                        "Resource": log_group.log_group_arn,
+                    }
+                ],
+            },
+        )

@@ -28,7 +28,8 @@ class EnvironmentStage(cdk.Stage):
             if build is not None and build.enabled
             else None
         )
-        self.acknowledgments_used = attach_compliance_gate(self, self._placeholders())
+        self.placeholders = self._placeholders()
+        self.acknowledgments_used = attach_compliance_gate(self, self.placeholders)
 
     def _placeholders(self) -> dict[str, str]:
         """Values of the environment-specific parts of acknowledged findings."""

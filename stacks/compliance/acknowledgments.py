@@ -53,7 +53,6 @@ _CDK_PROVIDER_HANDLERS = (
     "Custom::S3AutoDeleteObjectsCustomResourceProvider/Handler",
     "Custom::VpcRestrictDefaultSGCustomResourceProvider/Handler",
 )
-_DATA_BUCKETS = ("Buckets/Data/Resource", "Buckets/Artifacts/Resource", "Buckets/Monitoring/Resource")
 
 ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
     # --- Studio -------------------------------------------------------------------------------
@@ -62,8 +61,8 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
         paths=(*_PERSONA_POLICIES, "Teardown/Policy/Resource"),
         findings=(f"{_IAM5}[Resource::*]",),
         reason=(
-            "Only List*/Search calls (and ec2:DescribeNetworkInterfaces for the VPC Lambda) use Resource '*': "
-            "IAM supports no resource-level permissions for them. Every other action is scoped to ARNs."
+            "Only List*/Search calls, ecr:GetAuthorizationToken and ec2:DescribeNetworkInterfaces use Resource "
+            "'*': IAM supports no resource-level permissions for them. Every other action is scoped to ARNs."
         ),
     ),
     Acknowledgment(
@@ -73,20 +72,32 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
             f"{_IAM5}[Resource::{_SAGEMAKER_ARN}:{kind}/{{domain}}/*]" for kind in ("app", "space", "user-profile")
         ),
         reason=(
-            "Apps, spaces and user profiles are created by users at run time with names unknown at deploy; "
-            "the wildcard is confined to this one domain's id."
+            "Apps, spaces and user profiles of this one domain, named by users at run time. Personas may only "
+            "describe them, create, change or delete a space or its apps only when the space's owner "
+            "(sagemaker:OwnerUserProfileArn) is their own profile, and run apps of shared spaces (no owner); "
+            "the teardown deletes them all on stack deletion."
+        ),
+    ),
+    Acknowledgment(
+        stack="Studio",
+        paths=_PERSONA_POLICIES,
+        findings=(f"{_IAM5}[Resource::{_SAGEMAKER_ARN}:app/{{domain}}/<sagemaker:UserProfileName>/*]",),
+        reason=(
+            "The apps of the caller's own user profile: the domain sets ExecutionRoleIdentityConfig, and the "
+            "${sagemaker:UserProfileName} variable is the profile of the session; app names are chosen at run time."
         ),
     ),
     Acknowledgment(
         stack="Studio",
         paths=_PERSONA_POLICIES,
         findings=(
-            f"{_IAM5}[Resource::{_SAGEMAKER_ARN}:training-job/*]",
-            f"{_IAM5}[Resource::{_SAGEMAKER_ARN}:processing-job/*]",
+            f"{_IAM5}[Resource::{_SAGEMAKER_ARN}:training-job/{{prefix}}-*]",
+            f"{_IAM5}[Resource::{_SAGEMAKER_ARN}:processing-job/{{prefix}}-*]",
         ),
         reason=(
-            "Experiment jobs are named by the data scientist at run time. Creating one requires VPC subnets and "
-            "security groups (IAM condition), so no job can run outside the VPC."
+            "Experiment jobs are named at run time, but must start with this environment's prefix, so no other "
+            "environment's jobs match. Creating one requires, by IAM condition, this environment's subnets and "
+            "Studio security group, network isolation, inter-container encryption and the data key."
         ),
     ),
     Acknowledgment(
@@ -107,23 +118,38 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
         findings=(
             f"{_IAM5}[Resource::arn:aws:s3:::{{prefix}}-data-{{account}}-{{region}}/*]",
             f"{_IAM5}[Resource::arn:aws:s3:::{{prefix}}-artifacts-{{account}}-{{region}}/*]",
-            f"{_IAM5}[Resource::arn:aws:logs:{{region}}:{{account}}:log-group:/aws/sagemaker/*]",
+            f"{_IAM5}[Resource::arn:aws:s3:::{{prefix}}-artifacts-{{account}}-{{region}}/studio-sharing/*]",
+            f"{_IAM5}[Resource::arn:aws:s3:::{{prefix}}-artifacts-{{account}}-{{region}}/experiments/*]",
         ),
         reason=(
-            "Objects in this environment's data (read) and artifacts (read/write) buckets, and SageMaker's own "
-            "log groups, whose names SageMaker chooses per job."
+            "Read objects of this environment's data and artifacts buckets; write only under the people's "
+            "prefixes (studio-sharing/, experiments/). What CI, the pipeline and the registry read is under "
+            "other prefixes, which the bucket policy lets only CI roles write."
+        ),
+    ),
+    Acknowledgment(
+        stack="Studio",
+        paths=_PERSONA_POLICIES,
+        findings=(
+            f"{_IAM5}[Resource::arn:aws:logs:{{region}}:{{account}}:log-group:/aws/sagemaker/TrainingJobs:"
+            "log-stream:{prefix}-*]",
+            f"{_IAM5}[Resource::arn:aws:logs:{{region}}:{{account}}:log-group:/aws/sagemaker/ProcessingJobs:"
+            "log-stream:{prefix}-*]",
+            f"{_IAM5}[Resource::arn:aws:logs:{{region}}:{{account}}:log-group:/aws/sagemaker/studio:"
+            "log-stream:{domain}/*]",
+        ),
+        reason=(
+            "SageMaker logs each job and app into a stream of an account-wide group, named after the job "
+            "(this environment's prefix) or the app (this domain's id): events go only to those streams."
         ),
     ),
     Acknowledgment(
         stack="Studio",
         paths=("Teardown/Policy/Resource",),
-        findings=(
-            f"{_IAM5}[Resource::arn:aws:ec2:{{region}}:{{account}}:network-interface/*]",
-            f"{_IAM5}[Resource::arn:aws:ec2:{{region}}:{{account}}:subnet/*]",
-        ),
+        findings=(f"{_IAM5}[Resource::arn:aws:ec2:{{region}}:{{account}}:network-interface/*]",),
         reason=(
-            "A Lambda in a VPC creates and deletes its own network interfaces, whose ids Lambda chooses; the "
-            "security group is named exactly."
+            "A Lambda in a VPC creates and deletes its own network interfaces, whose ids Lambda chooses; an "
+            "ec2:Vpc condition limits them to this environment's VPC, and subnets and security group are named."
         ),
     ),
     Acknowledgment(
@@ -150,20 +176,37 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
         stack="ModelBuild",
         paths=("Execution/Policy/Resource",),
         findings=(
-            f"{_IAM5}[Resource::{_SAGEMAKER_ARN}:processing-job/pipelines-*]",
-            f"{_IAM5}[Resource::{_SAGEMAKER_ARN}:training-job/pipelines-*]",
+            f"{_IAM5}[Resource::{_SAGEMAKER_ARN}:processing-job/{{prefix}}-model-build-*]",
+            f"{_IAM5}[Resource::{_SAGEMAKER_ARN}:training-job/{{prefix}}-model-build-*]",
+            f"{_IAM5}[Resource::{_SAGEMAKER_ARN}:processing-job/{{prefix}}-model-build-spark-preprocess*]",
+            f"{_IAM5}[Resource::arn:aws:logs:{{region}}:{{account}}:log-group:/aws/sagemaker/TrainingJobs:"
+            "log-stream:{prefix}-model-build-*]",
+            f"{_IAM5}[Resource::arn:aws:logs:{{region}}:{{account}}:log-group:/aws/sagemaker/ProcessingJobs:"
+            "log-stream:{prefix}-model-build-*]",
+        ),
+        reason=(
+            "The pipeline's jobs carry its name as prefix (use_custom_job_prefix with base_job_name "
+            "<pipeline>-<step>), with a suffix SageMaker adds; their log streams are named after them. No other "
+            "environment's pipeline has this name. Creation also requires this environment's subnets, the job "
+            "security group and the data key, and network isolation for all but the Spark preprocess (which "
+            "reads S3 itself, through the endpoint policy's perimeter) when spark_preprocessing is on."
+        ),
+    ),
+    Acknowledgment(
+        stack="ModelBuild",
+        paths=("Execution/Policy/Resource",),
+        findings=(
             f"{_IAM5}[Resource::{_SAGEMAKER_ARN}:model-package/{{models}}/*]",
             f"{_IAM5}[Resource::arn:aws:s3:::{{prefix}}-data-{{account}}-{{region}}/*]",
             f"{_IAM5}[Resource::arn:aws:s3:::{{prefix}}-artifacts-{{account}}-{{region}}/*]",
-            f"{_IAM5}[Resource::arn:aws:logs:{{region}}:{{account}}:log-group:/aws/sagemaker/*]",
+            f"{_IAM5}[Resource::arn:aws:s3:::{{prefix}}-artifacts-{{account}}-{{region}}/{{prefix}}-model-build/*]",
             f"{_IAM5}[Resource::arn:aws:ec2:{{region}}:{{account}}:network-interface/*]",
-            f"{_IAM5}[Resource::arn:aws:ec2:{{region}}:{{account}}:subnet/*]",
         ),
         reason=(
-            "The pipeline's jobs are named by SageMaker Pipelines (pipelines-<execution>-...), its model "
-            "versions are numbered at registration, its data and artifacts are objects under this "
-            "environment's buckets, its logs go to SageMaker's per-job log groups, and VPC jobs create their "
-            "own network interfaces; each wildcard is confined to this environment."
+            "Model versions are numbered at registration in this environment's one group; the jobs read this "
+            "environment's data and artifacts buckets and write only under the pipeline's own prefix; VPC jobs "
+            "create network interfaces whose ids EC2 chooses, limited to this environment's VPC by an ec2:Vpc "
+            "condition (subnets and security group are named exactly)."
         ),
     ),
     Acknowledgment(
@@ -188,7 +231,7 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
         findings=(f"{_IAM5}[Resource::arn:aws:s3:::{{prefix}}-artifacts-{{account}}-{{region}}/{{ci_artifacts}}/*]",),
         reason=(
             "CodePipeline names each run's artifact objects itself; access is confined to this pipeline's "
-            "prefix of the artifacts bucket."
+            "prefix of the artifacts bucket, which only CI roles may write (bucket policy)."
         ),
     ),
     Acknowledgment(
@@ -207,9 +250,20 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
         findings=(f"{CHECKOV}CKV_AWS_115", f"{CHECKOV}CKV_AWS_116", f"{CHECKOV}CKV_AWS_117"),
         reason=(
             "CDK's own custom-resource handler (empties buckets on dev teardown / strips the default security "
-            "group's rules). CloudFormation invokes it synchronously a few times per deployment: a concurrency "
-            "reservation or a DLQ has nothing to protect, and it calls only the S3 and EC2 APIs, which it reaches "
-            "without a VPC."
+            "group's rules). CloudFormation invokes it asynchronously, a few times per deployment, and waits "
+            "for its response: a failure surfaces as a failed stack operation, so a DLQ has nothing to keep and "
+            "a concurrency reservation nothing to protect. It calls the S3 and EC2 APIs; in these subnets EC2 "
+            "has no endpoint, so it runs outside the VPC, with a role that reaches only this stack's buckets "
+            "or default security group."
+        ),
+    ),
+    Acknowledgment(
+        stack="Foundation",
+        paths=("Repositories/Training/Resource", "Repositories/Inference/Resource"),
+        findings=(f"{CHECKOV}CKV_AWS_32",),
+        reason=(
+            "The repository policy's only statement with Principal '*' is a Deny: it refuses pushes by anyone "
+            "but the CI roles. It grants nothing to anyone; the check flags a '*' principal whatever its Effect."
         ),
     ),
     Acknowledgment(
@@ -220,12 +274,23 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
     ),
     Acknowledgment(
         stack="Foundation",
-        paths=(*_DATA_BUCKETS, "Buckets/AccessLogs/Resource"),
+        paths=("Buckets/Artifacts/Resource", "Buckets/Monitoring/Resource", "Buckets/AccessLogs/Resource"),
         findings=(f"{NIST}-S3BucketReplicationEnabled", f"{HIPAA}-S3BucketReplicationEnabled"),
         reason=(
-            "Cross-region replication is a disaster-recovery decision each adopter makes for its own regions; "
-            "buckets are versioned, retained outside dev, and the data, artifacts and reports can be re-created "
-            "from source data and the model registry."
+            "Derived data: artifacts and models are rebuilt by re-running the pipeline from the data bucket "
+            "and the commit recorded in the registry; monitoring reports and access logs are regenerated or "
+            "expire. Cross-region replication is each adopter's disaster-recovery decision for its regions."
+        ),
+    ),
+    Acknowledgment(
+        stack="Foundation",
+        paths=("Buckets/Data/Resource",),
+        findings=(f"{NIST}-S3BucketReplicationEnabled", f"{HIPAA}-S3BucketReplicationEnabled"),
+        reason=(
+            "This bucket is the source data and nothing re-creates it. Its recovery is versioning: every "
+            "overwritten or deleted object stays recoverable for retention.noncurrent_version_expiration_days "
+            "(90 by default), and the bucket is retained outside dev. A regional loss is not covered: an "
+            "adopter who needs that adds replication or AWS Backup for this bucket in its own regions."
         ),
     ),
     Acknowledgment(
@@ -235,15 +300,6 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
         reason=(
             "S3 server access logging delivers only to buckets encrypted with SSE-S3 (AES256); "
             "this bucket is the access-log target, so SSE-KMS is not possible."
-        ),
-    ),
-    Acknowledgment(
-        stack="Foundation",
-        paths=("Network/FlowLog/IAMRole/DefaultPolicy/Resource",),
-        findings=(f"{NIST}-IAMNoInlinePolicy", f"{HIPAA}-IAMNoInlinePolicy"),
-        reason=(
-            "CDK's flow-log role carries one inline policy scoped to its own log group (write) and to passing "
-            "itself to the VPC Flow Logs service; it is not shared or reused, so a managed policy adds nothing."
         ),
     ),
 )

@@ -10,6 +10,7 @@ from constructs import Construct
 
 from stacks.config import EnvironmentConfig, RemovalPolicyName
 from stacks.platform_stack import removal_policy
+from stacks.principals import artifact_writer_arns, ci_protected_prefixes
 
 
 class PlatformBuckets(Construct):
@@ -94,6 +95,10 @@ class PlatformBuckets(Construct):
         self.artifacts: s3.IBucket = data_bucket("artifacts")
         self.monitoring: s3.IBucket = data_bucket("monitoring")
 
+        for bucket in (self.data, self.artifacts, self.monitoring):
+            _require_the_data_key(bucket, key)
+        _only_ci_writes_what_ci_reads(self.artifacts, config)
+
         if config.tooling_account:
             # CI/CD in the tooling account writes model artifacts for this environment to deploy.
             self.artifacts.add_to_resource_policy(
@@ -110,3 +115,51 @@ class PlatformBuckets(Construct):
         return cdk.Arn.format(
             cdk.ArnComponents(service="s3", region="", account="", resource=self.names[purpose]), cdk.Stack.of(self)
         )
+
+
+def _require_the_data_key(bucket: s3.IBucket, key: kms.IKey) -> None:
+    """Refuse writes that ask for another encryption (SSE-S3, DSSE) or another KMS key.
+
+    A write that names no encryption gets the bucket's default, the data key; one that names it
+    must name it by ARN.
+    """
+    objects = bucket.arn_for_objects("*")
+    bucket.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid="DenyOtherEncryption",
+            effect=iam.Effect.DENY,
+            principals=[iam.AnyPrincipal()],
+            actions=["s3:PutObject"],
+            resources=[objects],
+            conditions={"StringNotEqualsIfExists": {"s3:x-amz-server-side-encryption": "aws:kms"}},
+        )
+    )
+    bucket.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid="DenyOtherKeys",
+            effect=iam.Effect.DENY,
+            principals=[iam.AnyPrincipal()],
+            actions=["s3:PutObject"],
+            resources=[objects],
+            conditions={"StringNotEqualsIfExists": {"s3:x-amz-server-side-encryption-aws-kms-key-id": key.key_arn}},
+        )
+    )
+
+
+def _only_ci_writes_what_ci_reads(bucket: s3.IBucket, config: EnvironmentConfig) -> None:
+    """CodePipeline's source artifacts and the SageMaker Pipeline's code and outputs (which registered
+    model packages point to) are written by CI and the pipeline's job role only, whatever IAM grants."""
+    conditions: dict[str, dict[str, object]] = {"ArnNotEquals": {"aws:PrincipalArn": artifact_writer_arns(config)}}
+    if config.tooling_account:
+        # Multi-account, CI runs in the tooling account (its own roles, named there).
+        conditions["StringNotEquals"] = {"aws:PrincipalAccount": config.tooling_account}
+    bucket.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid="OnlyCiWritesCiAndRegistryPaths",
+            effect=iam.Effect.DENY,
+            principals=[iam.AnyPrincipal()],
+            actions=["s3:PutObject"],
+            resources=[bucket.arn_for_objects(f"{prefix}/*") for prefix in ci_protected_prefixes(config)],
+            conditions=conditions,
+        )
+    )

@@ -12,7 +12,8 @@ from stacks.foundation.discovery import DiscoveryParameters
 from stacks.foundation.keys import PlatformKeys
 from stacks.foundation.network import PrivateNetwork
 from stacks.foundation.repositories import ImageRepositories
-from stacks.platform_stack import PlatformStack
+from stacks.platform_stack import PlatformStack, encrypted_log_group, harden_cdk_providers
+from stacks.sagemaker_access import SAGEMAKER_LOG_GROUPS
 
 
 class FoundationStack(PlatformStack):
@@ -42,3 +43,16 @@ class FoundationStack(PlatformStack):
                 "network/private-subnet-ids": Fn.join(",", subnet_ids),
             },
         )
+        if config.owns_sagemaker_log_groups:
+            # SageMaker would create these at run time without a key and keep them forever.
+            self.sagemaker_log_groups = {
+                name: encrypted_log_group(
+                    self,
+                    f"SageMakerLogs{name.rsplit('/', 1)[-1].capitalize()}",
+                    config=config,
+                    key=self.keys.logs_key,
+                    name=name,
+                )
+                for name in SAGEMAKER_LOG_GROUPS
+            }
+        harden_cdk_providers(self, config=config, logs_key=self.keys.logs_key)

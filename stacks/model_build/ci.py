@@ -18,6 +18,8 @@ from constructs import Construct
 from stacks.config import EnvironmentConfig
 from stacks.model_build.runner_permissions import push_image_statements, upsert_and_run_statements
 from stacks.platform_stack import encrypted_log_group
+from stacks.principals import ci_role_name
+from stacks.sagemaker_access import service_principal
 
 PYTHON = "3.11"
 
@@ -190,6 +192,7 @@ class BuildPipeline(Construct):
                 ),
                 *source_statements,
             ],
+            source_arn=stack.format_arn(service="codepipeline", resource=name),
         )
 
         def build(stage: str, action: str) -> codepipeline.StageProps:
@@ -256,11 +259,16 @@ class BuildPipeline(Construct):
                 targets=[targets.CodePipeline(self.pipeline, event_role=event_role)],
             )
 
-    def _immutable_role(self, name: str, service: str, statements: list[iam.PolicyStatement]) -> iam.IRole:
+    def _immutable_role(
+        self, name: str, service: str, statements: list[iam.PolicyStatement], *, source_arn: str | None = None
+    ) -> iam.IRole:
+        # Named (stacks.principals): the foundation's bucket and repository policies let only these roles
+        # write what CI reads and push images. The trust names the account (and the project or pipeline).
         role = iam.Role(
             self,
             f"{name}Role",
-            assumed_by=iam.ServicePrincipal(service),
+            role_name=ci_role_name(self.config, name.lower()),
+            assumed_by=service_principal(self, service, source_arn=source_arn),
             description=f"{self.config.name_prefix} model build: {name}",
         )
         iam.ManagedPolicy(
@@ -282,6 +290,7 @@ class BuildPipeline(Construct):
         hours: int = 1,
     ) -> codebuild.PipelineProject:
         config = self.config
+        project_name = f"{config.name_prefix}-model-build-{name.lower()}"
         log_group = encrypted_log_group(self, f"{name}Logs", config=config, key=self.logs_key)
         role = self._immutable_role(
             f"{name}Project",
@@ -309,11 +318,18 @@ class BuildPipeline(Construct):
                 ),
                 *(statements or []),
             ],
+            source_arn=cdk.Stack.of(self).format_arn(
+                service="codebuild", resource="project", resource_name=project_name
+            ),
         )
+        # Outside the VPC on purpose: the subnets have no route out (no NAT), and these builds need the
+        # internet (pip from PyPI, Docker base images). They touch AWS only through their own role, which
+        # reaches this environment's artifacts prefix, key, repositories and pipeline; a NAT for CI alone
+        # would open egress from the subnets that hold the data.
         return codebuild.PipelineProject(
             self,
             name,
-            project_name=f"{config.name_prefix}-model-build-{name.lower()}",
+            project_name=project_name,
             description=f"{config.name_prefix} model build: {name}",
             role=role,
             encryption_key=self.data_key,

@@ -11,10 +11,12 @@ from constructs import Construct
 from stacks.config import EnvironmentConfig
 from stacks.sagemaker_access import (
     data_statements,
+    job_statements,
     pass_own_role_statement,
     pull_images_statement,
     sagemaker_arn,
-    sagemaker_logs_statement,
+    sagemaker_logs_statements,
+    service_principal,
     vpc_interface_statements,
 )
 
@@ -26,9 +28,6 @@ EC2_DESCRIBE = [
     "ec2:DescribeSubnets",
     "ec2:DescribeSecurityGroups",
 ]
-
-
-JOB_LOG_ACTIONS = ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"]
 
 
 class PipelineExecution(Construct):
@@ -72,43 +71,55 @@ class PipelineExecution(Construct):
             self,
             "Role",
             role_name=config.pipeline_role_name,
-            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            assumed_by=service_principal(self, "sagemaker.amazonaws.com"),
             description=f"{config.name_prefix}: jobs of the model-build SageMaker Pipeline",
         )
         group = config.model_package_group_name
+        subnet_ids = vpc.select_subnets(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED).subnet_ids
         iam.ManagedPolicy(
             self,
             "Policy",
             roles=[self.role],
             description=f"{config.name_prefix} model-build pipeline jobs",
             statements=[
-                iam.PolicyStatement(
+                # Job names carry the pipeline's name: the definition sets use_custom_job_prefix and
+                # base_job_name=<pipeline name>-<step>, so this role reaches no other environment's jobs.
+                *job_statements(
+                    self,
                     sid="PipelineJobs",
-                    actions=[
-                        "sagemaker:CreateProcessingJob",
-                        "sagemaker:DescribeProcessingJob",
-                        "sagemaker:StopProcessingJob",
-                        "sagemaker:CreateTrainingJob",
-                        "sagemaker:DescribeTrainingJob",
-                        "sagemaker:StopTrainingJob",
-                        "sagemaker:AddTags",
-                    ],
-                    # SageMaker Pipelines names its jobs pipelines-<execution>-<step>-<suffix>.
-                    resources=[sm("processing-job", "pipelines-*"), sm("training-job", "pipelines-*")],
+                    job_name_prefix=f"{config.build_pipeline_name}-",
+                    subnet_ids=subnet_ids,
+                    security_group_ids=[sg.security_group_id],
+                    data_key=data_key,
+                    # The Spark preprocess reads S3 itself, so it runs without network isolation.
+                    unisolated_processing_prefix=f"{config.build_pipeline_name}-spark-preprocess"
+                    if config.model_build is not None and config.model_build.pipeline.spark_preprocessing
+                    else None,
                 ),
                 iam.PolicyStatement(
                     sid="RegisterIntoThisEnvironmentsGroup",
                     actions=[
-                        "sagemaker:CreateModelPackage",
                         "sagemaker:DescribeModelPackageGroup",
                         "sagemaker:DescribeModelPackage",
                         "sagemaker:AddTags",
                     ],
                     resources=[sm("model-package-group", group), sm("model-package", f"{group}/*")],
                 ),
+                iam.PolicyStatement(
+                    # Only for a person's approval: whoever starts the pipeline cannot register a version
+                    # as already Approved through its ModelApprovalStatus parameter.
+                    sid="RegisterPendingApprovalOnly",
+                    actions=["sagemaker:CreateModelPackage"],
+                    resources=[sm("model-package-group", group), sm("model-package", f"{group}/*")],
+                    conditions={"StringEquals": {"sagemaker:ModelApprovalStatus": "PendingManualApproval"}},
+                ),
                 pass_own_role_statement(self.role),
                 *data_statements(
-                    data_bucket_arn=data_bucket_arn, artifacts_bucket_arn=artifacts_bucket_arn, data_key=data_key
+                    data_bucket_arn=data_bucket_arn,
+                    artifacts_bucket_arn=artifacts_bucket_arn,
+                    data_key=data_key,
+                    # Its outputs, the splits and the model artifacts, under the pipeline's own prefix.
+                    write_prefixes=[config.build_pipeline_name],
                 ),
                 iam.PolicyStatement(
                     sid="DataKeyGrantsForJobVolumes",
@@ -118,10 +129,7 @@ class PipelineExecution(Construct):
                 ),
                 pull_images_statement(repositories),
                 iam.PolicyStatement(sid="RegistryToken", actions=["ecr:GetAuthorizationToken"], resources=["*"]),
-                sagemaker_logs_statement(
-                    self,
-                    ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
-                ),
+                *sagemaker_logs_statements(self, job_name_prefix=f"{config.build_pipeline_name}-"),
                 iam.PolicyStatement(
                     sid="JobMetrics",
                     actions=["cloudwatch:PutMetricData"],
@@ -130,6 +138,8 @@ class PipelineExecution(Construct):
                 ),
                 *vpc_interface_statements(
                     self,
+                    vpc_id=vpc.vpc_id,
+                    subnet_ids=subnet_ids,
                     security_group_id=sg.security_group_id,
                     describe=EC2_DESCRIBE,
                     actions=[

@@ -99,6 +99,9 @@ class StudioDomain(Construct):
             ),
             domain_settings=sagemaker.CfnDomain.DomainSettingsProperty(
                 security_group_ids=[sg.security_group_id],
+                # Sessions carry the user profile's name (source identity, ${sagemaker:UserProfileName}):
+                # CloudTrail names the person, and persona policies limit each user to their own spaces.
+                execution_role_identity_config="USER_PROFILE_NAME",
                 docker_settings=sagemaker.CfnDomain.DockerSettingsProperty(enable_docker_access="DISABLED"),
             ),
         )

@@ -17,13 +17,16 @@ from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from stacks.config import EnvironmentConfig, Persona
+from stacks.principals import PEOPLE_PREFIXES
 from stacks.sagemaker_access import (
+    STUDIO_LOG_GROUP,
     data_statements,
-    domain_arns,
+    job_statements,
     pass_own_role_statement,
     pull_images_statement,
     sagemaker_arn,
-    sagemaker_logs_statement,
+    sagemaker_logs_statements,
+    service_principal,
 )
 
 # Read-only calls whose IAM actions support no resource-level permissions.
@@ -64,7 +67,7 @@ class PersonaRoles(Construct):
             persona: iam.Role(
                 self,
                 f"{_label(persona)}Role",
-                assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+                assumed_by=service_principal(self, "sagemaker.amazonaws.com"),
                 description=f"{config.name_prefix} Studio persona: {persona.value}",
                 max_session_duration=cdk.Duration.hours(4),
             )
@@ -75,6 +78,8 @@ class PersonaRoles(Construct):
         self,
         *,
         domain_id: str,
+        subnet_ids: list[str],
+        security_group_id: str,
         data_key: kms.IKey,
         data_bucket_arn: str,
         artifacts_bucket_arn: str,
@@ -90,39 +95,15 @@ class PersonaRoles(Construct):
         for persona, role in self.roles.items():
             statements = [
                 iam.PolicyStatement(sid="ListAndSearch", actions=LIST_ACTIONS, resources=["*"]),
-                iam.PolicyStatement(
-                    sid="OwnStudioAppsAndSpaces",
-                    actions=[
-                        "sagemaker:CreateApp",
-                        "sagemaker:DeleteApp",
-                        "sagemaker:DescribeApp",
-                        "sagemaker:CreateSpace",
-                        "sagemaker:UpdateSpace",
-                        "sagemaker:DeleteSpace",
-                        "sagemaker:DescribeSpace",
-                        "sagemaker:DescribeDomain",
-                        "sagemaker:DescribeUserProfile",
-                        "sagemaker:AddTags",
-                    ],
-                    resources=domain_arns(self, domain_id),
-                ),
-                iam.PolicyStatement(
-                    sid="ExperimentJobsInsideTheVpc",
-                    actions=["sagemaker:CreateTrainingJob", "sagemaker:CreateProcessingJob"],
-                    resources=[arn("training-job", "*"), arn("processing-job", "*")],
-                    # Jobs must run in the VPC: a job without subnets would have internet access.
-                    conditions={"Null": {"sagemaker:VpcSubnets": "false", "sagemaker:VpcSecurityGroupIds": "false"}},
-                ),
-                iam.PolicyStatement(
-                    sid="ManageOwnJobs",
-                    actions=[
-                        "sagemaker:DescribeTrainingJob",
-                        "sagemaker:StopTrainingJob",
-                        "sagemaker:DescribeProcessingJob",
-                        "sagemaker:StopProcessingJob",
-                        "sagemaker:AddTags",
-                    ],
-                    resources=[arn("training-job", "*"), arn("processing-job", "*")],
+                *_own_apps_and_spaces(self, domain_id),
+                # Experiments are named <prefix>-...: a persona of one environment reaches no other's jobs.
+                *job_statements(
+                    self,
+                    sid="ExperimentJobs",
+                    job_name_prefix=f"{config.name_prefix}-",
+                    subnet_ids=subnet_ids,
+                    security_group_ids=[security_group_id],
+                    data_key=data_key,
                 ),
                 iam.PolicyStatement(
                     sid="ReadPipelinesAndRegistry",
@@ -143,32 +124,32 @@ class PersonaRoles(Construct):
                 ),
                 pass_own_role_statement(role),
                 *data_statements(
-                    data_bucket_arn=data_bucket_arn, artifacts_bucket_arn=artifacts_bucket_arn, data_key=data_key
+                    data_bucket_arn=data_bucket_arn,
+                    artifacts_bucket_arn=artifacts_bucket_arn,
+                    data_key=data_key,
+                    write_prefixes=PEOPLE_PREFIXES,
                 ),
                 pull_images_statement([training_repository, inference_repository]),
-                sagemaker_logs_statement(self, ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"]),
+                *sagemaker_logs_statements(
+                    self,
+                    job_name_prefix=f"{config.name_prefix}-",
+                    extra_streams=[(STUDIO_LOG_GROUP, f"{domain_id}/")],
+                ),
             ]
             if persona is Persona.ML_ENGINEER:
                 statements += [
+                    # The approver can change nothing the approval covers: the pipeline's outputs and the
+                    # images are CI's alone (bucket and repository policies), and no persona pushes.
                     iam.PolicyStatement(
                         sid="ApproveModelPackages",
                         actions=["sagemaker:UpdateModelPackage"],
                         resources=[arn("model-package", f"{config.model_package_group_name}/*")],
+                        conditions={"StringEquals": {"sagemaker:ModelApprovalStatus": ["Approved", "Rejected"]}},
                     ),
                     iam.PolicyStatement(
                         sid="RunThisEnvironmentsPipelines",
                         actions=["sagemaker:StartPipelineExecution", "sagemaker:StopPipelineExecution"],
                         resources=[arn("pipeline", f"{config.pipeline_name_prefix}*")],
-                    ),
-                    iam.PolicyStatement(
-                        sid="PushImages",
-                        actions=[
-                            "ecr:PutImage",
-                            "ecr:InitiateLayerUpload",
-                            "ecr:UploadLayerPart",
-                            "ecr:CompleteLayerUpload",
-                        ],
-                        resources=[training_repository.repository_arn, inference_repository.repository_arn],
                     ),
                 ]
             iam.ManagedPolicy(
@@ -178,3 +159,63 @@ class PersonaRoles(Construct):
                 statements=statements,
                 roles=[role],
             )
+
+
+def _own_apps_and_spaces(scope: Construct, domain_id: str) -> list[iam.PolicyStatement]:
+    """A user's own spaces and their apps in this domain, and the apps of the domain's shared spaces.
+
+    ``sagemaker:OwnerUserProfileArn`` is the space's owner; ``${sagemaker:UserProfileName}`` is the
+    profile the Studio session belongs to (the domain sets ``ExecutionRoleIdentityConfig``), so a user
+    of a persona cannot create, change or delete another user's space or its apps, although both run
+    as the same role.
+    """
+
+    def arn(resource: str, name: str) -> str:
+        return sagemaker_arn(scope, resource, name)
+
+    own_profile = arn("user-profile", f"{domain_id}/${{sagemaker:UserProfileName}}")
+    return [
+        iam.PolicyStatement(
+            sid="DescribeTheDomain",
+            actions=[
+                "sagemaker:DescribeDomain",
+                "sagemaker:DescribeUserProfile",
+                "sagemaker:DescribeSpace",
+                "sagemaker:DescribeApp",
+            ],
+            resources=[
+                arn("domain", domain_id),
+                arn("user-profile", f"{domain_id}/*"),
+                arn("space", f"{domain_id}/*"),
+                arn("app", f"{domain_id}/*"),
+            ],
+        ),
+        iam.PolicyStatement(
+            sid="OwnSpacesAndTheirApps",
+            actions=[
+                "sagemaker:CreateSpace",
+                "sagemaker:UpdateSpace",
+                "sagemaker:DeleteSpace",
+                "sagemaker:CreateApp",
+                "sagemaker:DeleteApp",
+                "sagemaker:AddTags",
+            ],
+            resources=[arn("space", f"{domain_id}/*"), arn("app", f"{domain_id}/*")],
+            conditions={"ArnLike": {"sagemaker:OwnerUserProfileArn": own_profile}},
+        ),
+        iam.PolicyStatement(
+            # Apps of the domain's shared spaces (no owner): every member of the domain may run them.
+            sid="SharedSpaceApps",
+            actions=["sagemaker:CreateApp", "sagemaker:DeleteApp"],
+            resources=[arn("app", f"{domain_id}/*")],
+            conditions={
+                "Null": {"sagemaker:OwnerUserProfileArn": "true"},
+                "StringEquals": {"sagemaker:SpaceSharingType": "Shared"},
+            },
+        ),
+        iam.PolicyStatement(
+            sid="OwnProfileApps",
+            actions=["sagemaker:CreateApp", "sagemaker:DeleteApp", "sagemaker:AddTags"],
+            resources=[arn("app", f"{domain_id}/${{sagemaker:UserProfileName}}/*")],
+        ),
+    ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
 
 from stacks.config import EnvironmentConfig
@@ -32,6 +33,8 @@ class StudioStack(PlatformStack):
         )
         self.personas.attach_policies(
             domain_id=self.studio.domain.attr_domain_id,
+            subnet_ids=network.vpc.select_subnets(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED).subnet_ids,
+            security_group_id=self.studio.security_group.security_group_id,
             data_key=keys.data_key,
             data_bucket_arn=buckets.bucket_arn("data"),
             artifacts_bucket_arn=buckets.bucket_arn("artifacts"),

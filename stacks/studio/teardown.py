@@ -71,6 +71,8 @@ class DomainTeardown(Construct):
             encryption_master_key=data_key,
             enforce_ssl=True,
             retention_period=cdk.Duration.days(14),
+            # A dead-letter queue of one function only: no queue may redrive into it.
+            redrive_allow_policy=sqs.RedriveAllowPolicy(redrive_permission=sqs.RedrivePermission.DENY_ALL),
         )
         log_group = encrypted_log_group(self, "Logs", config=config, key=logs_key)
         powertools = lambda_.LayerVersion.from_layer_version_arn(
@@ -136,6 +138,8 @@ class DomainTeardown(Construct):
                 ),
                 *vpc_interface_statements(
                     self,
+                    vpc_id=vpc.vpc_id,
+                    subnet_ids=vpc.select_subnets(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED).subnet_ids,
                     security_group_id=security_group.security_group_id,
                     describe=["ec2:DescribeNetworkInterfaces"],
                     actions=[

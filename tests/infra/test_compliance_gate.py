@@ -63,7 +63,7 @@ def test_acknowledgments_are_written_into_templates_for_auditors(single_account)
         for resource in template["Resources"].values()
         for skip in resource.get("Metadata", {}).get("checkov", {}).get("skip", [])
     ]
-    assert {skip["id"] for skip in skips} == {"CKV_AWS_18", "CKV_AWS_115", "CKV_AWS_116", "CKV_AWS_117"}
+    assert {skip["id"] for skip in skips} == {"CKV_AWS_18", "CKV_AWS_32", "CKV_AWS_115", "CKV_AWS_116", "CKV_AWS_117"}
 
 
 def test_resource_star_is_used_only_where_the_api_requires_it(single_account) -> None:

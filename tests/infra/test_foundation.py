@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from aws_cdk.assertions import Match
 
+from tests.infra.references import logical_id_of, referenced
+
 ENVS = ("dev", "staging", "prod")
 
 
@@ -303,9 +305,10 @@ def test_single_account_grants_nothing_across_accounts(single_account) -> None:
     for env in ENVS:
         text = str(single_account.templates[env]["Foundation"])
         assert "555555555555" not in text
-        assert not _resources(single_account, env, "AWS::ECR::Repository")[
-            next(iter(_resources(single_account, env, "AWS::ECR::Repository")))
-        ]["Properties"].get("RepositoryPolicyText")
+        for repo in _resources(single_account, env, "AWS::ECR::Repository").values():
+            # The repository policy only refuses (pushes by anyone but CI); it grants nothing.
+            statements = repo["Properties"]["RepositoryPolicyText"]["Statement"]
+            assert {s["Effect"] for s in statements} == {"Deny"}
 
 
 def test_imported_vpc_is_used_by_id_and_not_created(multi_account) -> None:
@@ -321,3 +324,32 @@ def test_imported_vpc_is_used_by_id_and_not_created(multi_account) -> None:
             "RouteTableIds": ["rtb-0a1b2c3d4e5f60721", "rtb-0a1b2c3d4e5f60722", "rtb-0a1b2c3d4e5f60723"],
         },
     )
+
+
+@pytest.mark.parametrize("which", ["single_account", "multi_account"])
+def test_one_environment_per_account_owns_sagemakers_log_groups_with_key_and_retention(
+    which: str, request: pytest.FixtureRequest
+) -> None:
+    from stacks.sagemaker_access import SAGEMAKER_LOG_GROUPS
+
+    app = request.getfixturevalue(which)
+    owners: dict[str, list[str]] = {}
+    for env, stage in app.stages.items():
+        groups = {
+            resource["Properties"]["LogGroupName"]: resource["Properties"]
+            for resource in app.templates[env]["Foundation"]["Resources"].values()
+            if resource["Type"] == "AWS::Logs::LogGroup" and "LogGroupName" in resource["Properties"]
+        }
+        owned = {name: props for name, props in groups.items() if name.startswith("/aws/sagemaker/")}
+        if stage.config.owns_sagemaker_log_groups:
+            owners.setdefault(stage.config.account, []).append(env)
+            assert set(owned) == set(SAGEMAKER_LOG_GROUPS)
+            for props in owned.values():
+                assert props["RetentionInDays"] == stage.config.retention.log_retention_days
+                assert referenced(app, env, "Foundation", props["KmsKeyId"]) == logical_id_of(
+                    stage.foundation.keys.logs_key
+                )
+        else:
+            assert not owned
+    accounts = {stage.config.account for stage in app.stages.values()}
+    assert {account: len(envs) for account, envs in owners.items()} == dict.fromkeys(accounts, 1)

@@ -7,6 +7,8 @@ import json
 import pytest
 from aws_cdk.assertions import Match
 
+from tests.infra.references import logical_id_of, referenced
+
 ENVS = ("dev", "staging", "prod")
 
 
@@ -124,11 +126,13 @@ def _persona_actions(app, env: str) -> dict[str, dict[str, list]]:
 
 
 @pytest.mark.parametrize("env", ENVS)
-def test_only_ml_engineers_approve_models_run_pipelines_and_push_images(single_account, env: str) -> None:
+def test_only_ml_engineers_approve_models_and_run_pipelines_and_nobody_pushes_images(single_account, env: str) -> None:
     grants = _persona_actions(single_account, env)
-    engineer_only = {"sagemaker:UpdateModelPackage", "sagemaker:StartPipelineExecution", "ecr:PutImage"}
+    engineer_only = {"sagemaker:UpdateModelPackage", "sagemaker:StartPipelineExecution"}
     assert engineer_only <= set(grants["ml_engineer"])
     assert not engineer_only & set(grants["data_scientist"])
+    # Images are CI's: whoever approves cannot also choose what an image tag holds.
+    assert not {"ecr:PutImage", "ecr:CompleteLayerUpload"} & {*grants["ml_engineer"], *grants["data_scientist"]}
     assert grants["ml_engineer"]["sagemaker:UpdateModelPackage"] == [
         f"arn:aws:sagemaker:eu-west-1:111111111111:model-package/mlops-{env}-models/*"
     ]
@@ -152,13 +156,33 @@ def test_both_personas_read_data_and_experiment_but_only_in_this_environment(sin
         assert "iam:PassRole" in g and len(g["iam:PassRole"]) == 1  # only its own role
 
 
-def test_experiment_jobs_must_run_in_the_vpc(single_account) -> None:
+def test_experiment_jobs_must_run_in_this_environments_vpc_isolated_with_the_data_key(single_account) -> None:
+    stage = single_account.stages["dev"]
+
+    def target(value: object) -> tuple[str, str]:
+        return referenced(single_account, "dev", "Studio", value)
+
+    subnets = {logical_id_of(subnet) for subnet in stage.foundation.network.vpc.isolated_subnets}
+    checked = 0
     for policy in _resources(single_account, "dev", "AWS::IAM::ManagedPolicy").values():
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
             if "sagemaker:CreateTrainingJob" in statement["Action"]:
-                assert statement["Condition"] == {
-                    "Null": {"sagemaker:VpcSubnets": "false", "sagemaker:VpcSecurityGroupIds": "false"}
+                checked += 1
+                condition = statement["Condition"]
+                assert condition["Null"] == {"sagemaker:VpcSubnets": "false", "sagemaker:VpcSecurityGroupIds": "false"}
+                within = condition["ForAllValues:StringEquals"]
+                assert {target(s) for s in within["sagemaker:VpcSubnets"]} == subnets  # dev's own, by id
+                (group,) = within["sagemaker:VpcSecurityGroupIds"]
+                assert target(group) == logical_id_of(stage.studio.studio.security_group)
+                keys = condition["StringEquals"]
+                assert keys["sagemaker:VolumeKmsKey"] == keys["sagemaker:OutputKmsKey"]
+                assert target(keys["sagemaker:VolumeKmsKey"]) == logical_id_of(stage.foundation.keys.data_key)
+                assert condition["Bool"] == {
+                    "sagemaker:NetworkIsolation": "true",
+                    "sagemaker:InterContainerTrafficEncryption": "true",
                 }
+                assert all("/mlops-dev-" in json.dumps(r) for r in statement["Resource"])
+    assert checked == 2  # one per persona
 
 
 @pytest.mark.parametrize(
