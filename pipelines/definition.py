@@ -72,6 +72,7 @@ def get_pipeline(settings: PipelineSettings) -> Any:
     from sagemaker.workflow.model_step import ModelStep
     from sagemaker.workflow.parameters import ParameterFloat, ParameterInteger, ParameterString
     from sagemaker.workflow.pipeline import Pipeline
+    from sagemaker.workflow.pipeline_definition_config import PipelineDefinitionConfig
     from sagemaker.workflow.properties import PropertyFile
     from sagemaker.workflow.retry import (
         SageMakerJobExceptionTypeEnum,
@@ -91,7 +92,6 @@ def get_pipeline(settings: PipelineSettings) -> Any:
     training_type = ParameterString("TrainingInstanceType", default_value=settings.training_instance_type)
     training_count = ParameterInteger("TrainingInstanceCount", default_value=settings.training_instance_count)
     threshold = ParameterFloat("MetricThreshold", default_value=settings.metric_threshold)
-    approval = ParameterString("ModelApprovalStatus", default_value="PendingManualApproval")
     # The commit CI built from (the runner fills it from CodeBuild's or GitHub's variables).
     source_commit = ParameterString("SourceCommit", default_value="unknown")
 
@@ -263,7 +263,8 @@ def get_pipeline(settings: PipelineSettings) -> Any:
             inference_instances=["ml.m5.large", "ml.m5.xlarge", "ml.c5.xlarge"],
             transform_instances=["ml.m5.xlarge"],
             model_package_group_name=settings.model_package_group,
-            approval_status=approval,
+            # Always for a person to approve: the pipeline's role may register nothing else (issue 8).
+            approval_status="PendingManualApproval",
             model_metrics=metrics,
             description=f"{settings.name}: {settings.problem_type} model of {settings.target}",
             # What this version was built from, on the version itself: enough to rebuild it.
@@ -315,11 +316,13 @@ def get_pipeline(settings: PipelineSettings) -> Any:
             training_type,
             training_count,
             threshold,
-            approval,
             source_commit,
         ],
         steps=[preprocess, train, evaluate, baseline, gate],
         sagemaker_session=session,
+        # Jobs are named after their base_job_name (<prefix>-model-build-<step>...), not SageMaker's
+        # pipelines-<execution>-...: the role may touch only this environment's job names.
+        pipeline_definition_config=PipelineDefinitionConfig(use_custom_job_prefix=True),
     )
 
 

@@ -26,7 +26,6 @@ class PipelineParameters(BaseModel):
     TrainingInstanceType: str = Field(pattern=INSTANCE_TYPE)
     TrainingInstanceCount: int = Field(ge=1, le=100)
     MetricThreshold: float
-    ModelApprovalStatus: str = Field(pattern=r"^(PendingManualApproval|Approved|Rejected)$")
     SourceCommit: str = Field(default="unknown", pattern=r"^([0-9a-f]{7,40}|unknown)$")
 
     @field_validator("ProcessingInstanceCount", "TrainingInstanceCount", mode="before")

@@ -91,7 +91,6 @@ def default_parameters(settings: PipelineSettings) -> dict[str, Any]:
         "TrainingInstanceType": settings.training_instance_type,
         "TrainingInstanceCount": settings.training_instance_count,
         "MetricThreshold": settings.metric_threshold,
-        "ModelApprovalStatus": "PendingManualApproval",
         "SourceCommit": source_commit(),
     }
 

@@ -74,7 +74,6 @@ def test_parameters_and_their_defaults_come_from_config(dev: dict) -> None:
         "TrainingInstanceType": ("String", "ml.m5.large"),
         "TrainingInstanceCount": ("Integer", 1),
         "MetricThreshold": ("Float", 3.0),
-        "ModelApprovalStatus": ("String", "PendingManualApproval"),
         "SourceCommit": ("String", "unknown"),
     }
     steps = _steps(dev)
@@ -171,7 +170,8 @@ def test_gate_compares_test_rmse_with_the_threshold_and_fails_with_a_reason(dev:
 def test_registration_is_pending_approval_with_metrics_and_baselines(dev: dict) -> None:
     register = next(s for s in _steps(dev).values() if s["Type"] == "RegisterModel")["Arguments"]
     assert register["ModelPackageGroupName"] == "mlops-dev-models"
-    assert register["ModelApprovalStatus"] == {"Get": "Parameters.ModelApprovalStatus"}
+    # Not a parameter: no execution can register a version as Approved and skip the approver.
+    assert register["ModelApprovalStatus"] == "PendingManualApproval"
     metrics = json.dumps(register["ModelMetrics"])
     assert "Steps.Evaluate.ProcessingOutputConfig.Outputs['evaluation']" in metrics and "evaluation.json" in metrics
     assert "statistics.json" in metrics and "constraints.json" in metrics
@@ -250,3 +250,19 @@ def test_later_steps_read_the_splits_spark_wrote(spark_prod: dict) -> None:
     train_inputs = json.dumps(steps["Train"]["Arguments"]["InputDataConfig"])
     assert '"Execution.PipelineExecutionId"}, "Preprocess"]}}, "train"]' in train_inputs
     assert "Steps.Preprocess.ProcessingOutputConfig" not in train_inputs
+
+
+@pytest.mark.parametrize("config", ["dev.yaml", "staging.yaml", "prod.yaml", "examples/multi-account/prod.yaml"])
+def test_jobs_are_named_after_the_environment_so_its_role_may_run_them(config: str) -> None:
+    definition = definition_json(load_config(ROOT / "config" / config), TAG)
+    prefix = load_config(ROOT / "config" / config).build_pipeline_name
+    names = [
+        step["Arguments"].get("TrainingJobName") or step["Arguments"].get("ProcessingJobName")
+        for step in definition["Steps"]
+        if step["Type"] in ("Training", "Processing")
+    ]
+    assert len(names) == 4
+    for name in names:
+        # The prefix SageMaker keeps (use_custom_job_prefix), with room for the suffix it appends
+        # within the 63 characters a job name may have.
+        assert name.startswith(f"{prefix}-") and len(name) <= 51, name

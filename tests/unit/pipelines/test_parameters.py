@@ -26,7 +26,7 @@ def test_defaults_from_config_pass_and_render_as_strings() -> None:
     assert rendered["ProcessingInstanceType"] == "ml.m5.large"
     assert rendered["MetricThreshold"] == "3.0"
     assert rendered["InputDataUri"] == "s3://mlops-dev-data-111111111111-eu-west-1/abalone/abalone.csv"
-    assert rendered["ModelApprovalStatus"] == "PendingManualApproval"
+    assert "ModelApprovalStatus" not in rendered
 
 
 def test_overrides_replace_defaults() -> None:
@@ -45,7 +45,7 @@ def test_overrides_replace_defaults() -> None:
         ("MetricThreshold=nan", "is not a finite number"),
         ("InputDataUri=/data/abalone.csv", "InputDataUri='/data/abalone.csv': String should match pattern"),
         ("InputDataUri=https://bucket/key.csv", "InputDataUri='https://bucket/key.csv'"),
-        ("ModelApprovalStatus=Maybe", "ModelApprovalStatus='Maybe'"),
+        ("ModelApprovalStatus=Approved", "unknown parameter 'ModelApprovalStatus'"),
         ("Epochs=3", "unknown parameter 'Epochs'"),
         ("MetricThreshold", "expected Name=Value"),
     ],
