@@ -54,7 +54,49 @@ class RemovalPolicyName(StrEnum):
     RETAIN = "retain"
 
 
-class CreatedNetwork(_Strict):
+InterfaceEndpoint = Literal[
+    "sagemaker_api",
+    "sagemaker_runtime",
+    "sagemaker_studio",
+    "sagemaker_notebook",
+    "ecr_api",
+    "ecr_docker",
+    "logs",
+    "monitoring",
+    "sts",
+    "kms",
+    "ssm",
+]
+INTERFACE_ENDPOINTS: tuple[str, ...] = InterfaceEndpoint.__args__  # type: ignore[attr-defined]
+
+
+class _Endpoints(_Strict):
+    """Which interface endpoints the VPC gets, and in how many zones: most of an idle environment's cost."""
+
+    interface_endpoints: list[InterfaceEndpoint] = Field(default_factory=lambda: list(INTERFACE_ENDPOINTS))
+    endpoint_zones: int | None = Field(
+        default=None, ge=1, description="Interface endpoints in the first N zones only (default: every zone)"
+    )
+
+    @field_validator("interface_endpoints")
+    @classmethod
+    def _unique_endpoints(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("interface endpoints must be distinct")
+        return value
+
+    @model_validator(mode="after")
+    def _endpoint_zones_exist(self) -> _Endpoints:
+        zones = len(getattr(self, "availability_zones", []))
+        if self.endpoint_zones is not None and self.endpoint_zones > zones:
+            raise CrossFieldError(
+                ("endpoint_zones", "availability_zones"),
+                f"endpoint_zones {self.endpoint_zones} is more than the {zones} availability zones",
+            )
+        return self
+
+
+class CreatedNetwork(_Endpoints):
     """A VPC made by the platform: private isolated subnets only, no internet route."""
 
     mode: Literal["create"]
@@ -94,7 +136,7 @@ class CreatedNetwork(_Strict):
         return self
 
 
-class ImportedNetwork(_Strict):
+class ImportedNetwork(_Endpoints):
     """An existing VPC, given by explicit ids (never looked up at synth)."""
 
     mode: Literal["import"]

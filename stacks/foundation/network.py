@@ -14,18 +14,19 @@ from stacks.sagemaker_access import service_principal
 
 # Interface endpoints that SageMaker jobs, endpoints and Studio need when the subnets
 # have no route to the internet. S3 is a gateway endpoint (no hourly cost).
-INTERFACE_ENDPOINTS: dict[str, ec2.InterfaceVpcEndpointAwsService] = {
-    "SageMakerApi": ec2.InterfaceVpcEndpointAwsService.SAGEMAKER_API,
-    "SageMakerRuntime": ec2.InterfaceVpcEndpointAwsService.SAGEMAKER_RUNTIME,
-    "SageMakerStudio": ec2.InterfaceVpcEndpointAwsService.SAGEMAKER_STUDIO,
-    "SageMakerNotebook": ec2.InterfaceVpcEndpointAwsService.SAGEMAKER_NOTEBOOK,
-    "EcrApi": ec2.InterfaceVpcEndpointAwsService.ECR,
-    "EcrDocker": ec2.InterfaceVpcEndpointAwsService.ECR_DOCKER,
-    "CloudWatchLogs": ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS,
-    "CloudWatchMetrics": ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_MONITORING,
-    "Sts": ec2.InterfaceVpcEndpointAwsService.STS,
-    "Kms": ec2.InterfaceVpcEndpointAwsService.KMS,
-    "Ssm": ec2.InterfaceVpcEndpointAwsService.SSM,
+# Config name -> (construct id, service). The ids are the resources' paths: keep them stable.
+INTERFACE_ENDPOINTS: dict[str, tuple[str, ec2.InterfaceVpcEndpointAwsService]] = {
+    "sagemaker_api": ("SageMakerApi", ec2.InterfaceVpcEndpointAwsService.SAGEMAKER_API),
+    "sagemaker_runtime": ("SageMakerRuntime", ec2.InterfaceVpcEndpointAwsService.SAGEMAKER_RUNTIME),
+    "sagemaker_studio": ("SageMakerStudio", ec2.InterfaceVpcEndpointAwsService.SAGEMAKER_STUDIO),
+    "sagemaker_notebook": ("SageMakerNotebook", ec2.InterfaceVpcEndpointAwsService.SAGEMAKER_NOTEBOOK),
+    "ecr_api": ("EcrApi", ec2.InterfaceVpcEndpointAwsService.ECR),
+    "ecr_docker": ("EcrDocker", ec2.InterfaceVpcEndpointAwsService.ECR_DOCKER),
+    "logs": ("CloudWatchLogs", ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS),
+    "monitoring": ("CloudWatchMetrics", ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_MONITORING),
+    "sts": ("Sts", ec2.InterfaceVpcEndpointAwsService.STS),
+    "kms": ("Kms", ec2.InterfaceVpcEndpointAwsService.KMS),
+    "ssm": ("Ssm", ec2.InterfaceVpcEndpointAwsService.SSM),
 }
 
 # The browser reaches Studio through these with a presigned-URL session, not a SigV4-signed request:
@@ -131,14 +132,20 @@ class PrivateNetwork(Construct):
             )
             for statement in _s3_endpoint_policy(config):
                 s3_endpoint.add_to_policy(statement)
-            for name, service in INTERFACE_ENDPOINTS.items():
+            # Each interface endpoint is billed per zone it sits in: config may keep them to fewer zones.
+            endpoint_subnets = self.subnets
+            if net.endpoint_zones is not None:
+                chosen = self.vpc.select_subnets(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED).subnets[: net.endpoint_zones]
+                endpoint_subnets = ec2.SubnetSelection(subnets=chosen)
+            for key in net.interface_endpoints:
+                name, service = INTERFACE_ENDPOINTS[key]
                 endpoint = ec2.InterfaceVpcEndpoint(
                     self,
                     f"{name}Endpoint",
                     vpc=self.vpc,
                     service=service,
                     private_dns_enabled=True,
-                    subnets=self.subnets,
+                    subnets=endpoint_subnets,
                     security_groups=[self.endpoint_security_group],
                     open=False,
                 )

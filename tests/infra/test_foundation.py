@@ -176,32 +176,47 @@ def test_network_has_no_route_to_the_internet(single_account, env: str) -> None:
         assert subnet["Properties"]["MapPublicIpOnLaunch"] is False
 
 
+SERVICES = {
+    "sagemaker_api": "com.amazonaws.eu-west-1.sagemaker.api",
+    "sagemaker_runtime": "com.amazonaws.eu-west-1.sagemaker.runtime",
+    "sagemaker_studio": "aws.sagemaker.eu-west-1.studio",
+    "sagemaker_notebook": "aws.sagemaker.eu-west-1.notebook",
+    "ecr_api": "com.amazonaws.eu-west-1.ecr.api",
+    "ecr_docker": "com.amazonaws.eu-west-1.ecr.dkr",
+    "logs": "com.amazonaws.eu-west-1.logs",
+    "monitoring": "com.amazonaws.eu-west-1.monitoring",
+    "sts": "com.amazonaws.eu-west-1.sts",
+    "kms": "com.amazonaws.eu-west-1.kms",
+    "ssm": "com.amazonaws.eu-west-1.ssm",
+}
+
+
 @pytest.mark.parametrize("env", ENVS)
-def test_endpoints_for_every_service_sagemaker_needs(single_account, env: str) -> None:
-    names = [e["Properties"]["ServiceName"] for e in _resources(single_account, env, "AWS::EC2::VPCEndpoint").values()]
-    flat = " ".join(n if isinstance(n, str) else str(n) for n in names)
-    for service in (
-        "sagemaker.api",
-        "sagemaker.runtime",
-        "aws.sagemaker.eu-west-1.studio",
-        "aws.sagemaker.eu-west-1.notebook",
-        "ecr.api",
-        "ecr.dkr",
-        ".logs",
-        ".sts",
-        ".kms",
-        ".s3",
-        ".monitoring",
-        ".ssm",
-    ):
-        assert service in flat, f"{service} endpoint missing in {env}"
+def test_the_configured_interface_endpoints_in_the_configured_zones(single_account, env: str) -> None:
+    net = single_account.stages[env].config.networking
     interface = [
-        e
+        e["Properties"]
         for e in _resources(single_account, env, "AWS::EC2::VPCEndpoint").values()
         if e["Properties"].get("VpcEndpointType") == "Interface"
     ]
-    assert len(interface) == 11
-    assert all(e["Properties"]["PrivateDnsEnabled"] is True for e in interface)
+    assert sorted(e["ServiceName"] for e in interface) == sorted(SERVICES[k] for k in net.interface_endpoints)
+    assert all(e["PrivateDnsEnabled"] is True for e in interface)
+    zones = net.endpoint_zones or len(net.availability_zones)
+    assert {len(e["SubnetIds"]) for e in interface} == {zones}
+    gateway = [
+        e["Properties"]
+        for e in _resources(single_account, env, "AWS::EC2::VPCEndpoint").values()
+        if e["Properties"].get("VpcEndpointType") == "Gateway"
+    ]
+    assert len(gateway) == 1 and gateway[0]["ServiceName"]["Fn::Join"][1][-1] == ".s3"
+
+
+def test_dev_keeps_its_endpoints_to_one_zone_and_staging_and_prod_have_every_one(single_account) -> None:
+    dev = single_account.stages["dev"].config.networking
+    assert dev.endpoint_zones == 1 and "sagemaker_runtime" not in dev.interface_endpoints
+    for env in ("staging", "prod"):
+        net = single_account.stages[env].config.networking
+        assert net.endpoint_zones is None and sorted(net.interface_endpoints) == sorted(SERVICES)
 
 
 @pytest.mark.parametrize("env", ENVS)
