@@ -7,6 +7,7 @@ file, the field and the problem. A missing file is an error, never a default.
 from __future__ import annotations
 
 import ipaddress
+import typing
 import math
 import re
 from enum import StrEnum
@@ -67,7 +68,7 @@ InterfaceEndpoint = Literal[
     "kms",
     "ssm",
 ]
-INTERFACE_ENDPOINTS: tuple[str, ...] = InterfaceEndpoint.__args__  # type: ignore[attr-defined]
+INTERFACE_ENDPOINTS: tuple[InterfaceEndpoint, ...] = typing.get_args(InterfaceEndpoint)
 
 
 class _Endpoints(_Strict):

@@ -135,7 +135,9 @@ class PrivateNetwork(Construct):
             # Each interface endpoint is billed per zone it sits in: config may keep them to fewer zones.
             endpoint_subnets = self.subnets
             if net.endpoint_zones is not None:
-                chosen = self.vpc.select_subnets(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED).subnets[: net.endpoint_zones]
+                chosen = self.vpc.select_subnets(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED).subnets[
+                    : net.endpoint_zones
+                ]
                 endpoint_subnets = ec2.SubnetSelection(subnets=chosen)
             for key in net.interface_endpoints:
                 name, service = INTERFACE_ENDPOINTS[key]

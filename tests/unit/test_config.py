@@ -499,7 +499,9 @@ def test_endpoint_zones_cannot_exceed_the_zones_and_endpoints_are_named(tmp_path
     base = (ROOT / "config" / "dev.yaml").read_text()
     too_many = tmp_path / "dev.yaml"
     too_many.write_text(base.replace("endpoint_zones: 1", "endpoint_zones: 3"))
-    with pytest.raises(ConfigError, match=r"networking.endpoint_zones, networking.availability_zones: .*3 is more than"):
+    with pytest.raises(
+        ConfigError, match=r"networking.endpoint_zones, networking.availability_zones: .*3 is more than"
+    ):
         load_config(too_many)
     unknown = tmp_path / "dev.yaml"
     unknown.write_text(base.replace("interface_endpoints: [sagemaker_api,", "interface_endpoints: [sagemaker_apl,"))
