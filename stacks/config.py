@@ -7,9 +7,9 @@ file, the field and the problem. A missing file is an error, never a default.
 from __future__ import annotations
 
 import ipaddress
-import typing
 import math
 import re
+import typing
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
