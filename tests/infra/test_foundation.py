@@ -237,11 +237,20 @@ def test_endpoint_security_group_admits_https_from_the_vpc_only(single_account, 
 
 @pytest.mark.parametrize("env", ENVS)
 def test_flow_logs_capture_all_traffic_into_an_encrypted_log_group(single_account, env: str) -> None:
-    template = single_account.template(env, "Foundation")
-    template.has_resource_properties("AWS::EC2::FlowLog", {"ResourceType": "VPC", "TrafficType": "ALL"})
-    template.has_resource_properties(
-        "AWS::Logs::LogGroup", {"KmsKeyId": Match.any_value(), "RetentionInDays": Match.any_value()}
+    stage = single_account.stages[env]
+    (flow_log,) = [r["Properties"] for r in _resources(single_account, env, "AWS::EC2::FlowLog").values()]
+    assert (flow_log["ResourceType"], flow_log["TrafficType"]) == ("VPC", "ALL")
+    assert referenced(single_account, env, "Foundation", flow_log["ResourceId"]) == logical_id_of(
+        stage.foundation.network.vpc
     )
+    # Into its own log group, encrypted with the logs key and kept as long as config says.
+    _, group_id = referenced(single_account, env, "Foundation", flow_log["LogGroupName"])
+    group = single_account.templates[env]["Foundation"]["Resources"][group_id]
+    assert group["Type"] == "AWS::Logs::LogGroup"
+    assert referenced(single_account, env, "Foundation", group["Properties"]["KmsKeyId"]) == logical_id_of(
+        stage.foundation.keys.logs_key
+    )
+    assert group["Properties"]["RetentionInDays"] == stage.config.networking.flow_log_retention_days
 
 
 def test_default_security_group_is_stripped(single_account) -> None:
@@ -303,7 +312,8 @@ def test_tooling_account_reaches_the_data_key_only_through_s3_and_ecr(multi_acco
     ]
     assert len(statements) == 1
     statement = statements[0]
-    assert "555555555555" in str(statement["Principal"])
+    assert statement["Effect"] == "Allow"
+    assert statement["Principal"] == {"AWS": "arn:aws:iam::555555555555:root"}
     assert statement["Condition"] == {
         "StringEquals": {"kms:ViaService": ["s3.eu-west-1.amazonaws.com", "ecr.eu-west-1.amazonaws.com"]}
     }
@@ -313,7 +323,9 @@ def test_tooling_account_reaches_the_data_key_only_through_s3_and_ecr(multi_acco
 def test_tooling_account_may_push_and_pull_images(multi_account) -> None:
     for repo in _resources(multi_account, "dev", "AWS::ECR::Repository").values():
         statements = repo["Properties"]["RepositoryPolicyText"]["Statement"]
-        assert any("ecr:PutImage" in s["Action"] and "555555555555" in str(s["Principal"]) for s in statements)
+        (grant,) = [s for s in statements if s["Effect"] == "Allow"]
+        assert grant["Principal"] == {"AWS": "arn:aws:iam::555555555555:root"}
+        assert "ecr:PutImage" in grant["Action"] and "ecr:BatchGetImage" in grant["Action"]
 
 
 def test_single_account_grants_nothing_across_accounts(single_account) -> None:

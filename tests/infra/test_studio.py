@@ -27,15 +27,20 @@ def test_domain_is_vpc_only_with_iam_auth_in_the_private_subnets(single_account,
     assert props["AppNetworkAccessType"] == "VpcOnly"
     assert props["AuthMode"] == "IAM"
     assert props["DomainName"] == f"mlops-{env}"
-    assert "NetworkVpc" in json.dumps(props["VpcId"])  # the foundation's VPC, through its export
-    assert "privateSubnet" in json.dumps(props["SubnetIds"])
+    network = single_account.stages[env].foundation.network
+    # The foundation's VPC and its private subnets, through their exports.
+    assert referenced(single_account, env, "Studio", props["VpcId"]) == logical_id_of(network.vpc)
+    assert sorted(referenced(single_account, env, "Studio", s) for s in props["SubnetIds"]) == sorted(
+        logical_id_of(s) for s in network.vpc.isolated_subnets
+    )
     assert props["DomainSettings"]["DockerSettings"] == {"EnableDockerAccess": "DISABLED"}
 
 
 @pytest.mark.parametrize("env", ENVS)
 def test_domain_storage_and_sharing_use_the_environments_key_and_bucket(single_account, env: str) -> None:
     props = _domain(single_account, env)
-    assert "KeysDataKey" in json.dumps(props["KmsKeyId"])
+    data_key = single_account.stages[env].foundation.keys.data_key
+    assert referenced(single_account, env, "Studio", props["KmsKeyId"]) == logical_id_of(data_key)
     sharing = props["DefaultUserSettings"]["SharingSettings"]
     assert sharing["S3OutputPath"] == f"s3://mlops-{env}-artifacts-111111111111-eu-west-1/studio-sharing"
     assert sharing["S3KmsKeyId"] == props["KmsKeyId"]
