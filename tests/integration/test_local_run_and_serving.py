@@ -105,7 +105,8 @@ def test_served_predictions_equal_the_trained_pipelines(server, trained_run) -> 
     body = "\n".join(line.rsplit(",", 1)[0] for line in lines).encode()
     status, _, response = request(port, "POST", "/invocations", body, {"Content-Type": "text/csv"})
     assert status == 200
-    assert [float(v) for v in response.decode().split()] == pytest.approx(list(expected), rel=1e-9)
+    # XGBoost's own output is float32 (7 significant digits); the compiled trees sum in float64.
+    assert [float(v) for v in response.decode().split()] == pytest.approx(list(expected), rel=1e-6)
 
 
 @pytest.mark.parametrize(
