@@ -285,8 +285,8 @@ def _xgboost(estimator: Any, classifier: bool) -> Callable[[np.ndarray], np.ndar
     import xgboost
 
     probe = np.zeros((1, booster.num_features()), dtype=np.float32)
-    margin = np.asarray(booster.predict(xgboost.DMatrix(probe), output_margin=True), dtype=np.float64).reshape(1, -1)
-    intercept = margin[0] - arrays.sums(probe.astype(np.float64))[0]
+    probe_margin = np.asarray(booster.predict(xgboost.DMatrix(probe), output_margin=True), dtype=np.float64)
+    intercept = probe_margin.reshape(1, -1)[0] - arrays.sums(probe.astype(np.float64))[0]
 
     booster.set_param({"nthread": 2})
 
