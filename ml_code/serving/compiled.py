@@ -378,7 +378,8 @@ class CompiledModel:
                 raise Cancelled(f"stopped after {start} of {table.rows} rows")
             chunk = table if table.rows <= CHUNK_ROWS else table.slice(start, start + CHUNK_ROWS)
             try:
-                parts.append(self._predict(self.transform.transform(chunk)))
+                with np.errstate(all="ignore"):  # overflow shows as a non-finite output, which the caller rejects
+                    parts.append(self._predict(self.transform.transform(chunk)))
             except ValueOutOfRange as exc:
                 raise ValueOutOfRange(exc.row + start, exc.column, exc.value) from None
         return parts[0] if len(parts) == 1 else np.concatenate(parts)

@@ -134,3 +134,113 @@ def test_arbitrary_bytes_never_crash_the_parsers(body: bytes) -> None:
             assert exc.status == 400
         else:
             assert all(len(row) == 2 for row in rows)
+
+
+# --- non-finite and oversized numbers, deep nesting: 400s that name the problem ---------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b'{"instances": [["M", NaN]]}', "NaN is not a JSON number"),
+        (b'{"instances": [["M", -Infinity]]}', "-Infinity is not a JSON number"),
+        (b'{"instances": [["M", 1e400]]}', "row 1, column 'length': inf is not a finite number"),
+        (b'{"instances": [["M", 1' + b"0" * 400 + b"]]}", "row 1, column 'length'"),
+        (b'{"instances": [["M", 1' + b"0" * 5000 + b"]]}", "a number is too long"),
+        (b'{"instances": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nested too deeply"),
+        (b'{"instances": [["M", "-nan"]]}', "'-nan' is not a finite number"),
+    ],
+)
+def test_non_finite_huge_and_deep_json_is_a_400(body: bytes, message: str) -> None:
+    with pytest.raises(RequestError) as excinfo:
+        parse_json(body, SCHEMA)
+    assert excinfo.value.status == 400
+    assert message in excinfo.value.message
+
+
+def test_an_integer_too_large_for_a_float_names_its_row_and_column() -> None:
+    body = b'{"instances": [["M", 1], ["F", 1' + b"0" * 400 + b"]]}"
+    with pytest.raises(RequestError) as excinfo:
+        parse_json(body, SCHEMA)
+    assert "row 2, column 'length'" in excinfo.value.message
+    assert "too large for a float" in excinfo.value.message
+
+
+@pytest.mark.parametrize("cell", ["1e400", "-1e999", "inf", "Infinity", "-nan"])
+def test_non_finite_csv_cells_name_their_row_and_column(cell: str) -> None:
+    with pytest.raises(RequestError) as excinfo:
+        parse_csv(f"M,0.4\nF,{cell}\n".encode(), SCHEMA)
+    assert excinfo.value.status == 400
+    assert f"row 2, column 'length': '{cell}' is not a finite number" in excinfo.value.message
+
+
+def test_json_object_missing_a_feature_is_the_same_400_as_a_short_csv_row() -> None:
+    with pytest.raises(RequestError) as from_json:
+        parse_json(b'{"instances": [{"sex": "M"}]}', SCHEMA)
+    with pytest.raises(RequestError) as from_csv:
+        parse_csv(b"M\n", SCHEMA)
+    assert from_json.value.status == from_csv.value.status == 400
+    assert "row 1: missing columns ['length']" in from_json.value.message
+    assert "row 1: expected 2 columns (sex, length), found 1" in from_csv.value.message
+    # an explicit null is a missing value, as an empty CSV cell is
+    assert parse_json(b'{"instances": [{"sex": "M", "length": null}]}', SCHEMA).to_rows()[0][0] == "M"
+
+
+def test_output_is_strict_json() -> None:
+    from ml_code.serving.inference import Prediction
+
+    with pytest.raises(ValueError):
+        output_fn(Prediction([math.nan]), "application/json")
+
+
+# --- fuzzing: whatever arrives, a Table or a 4xx naming it, never another exception -----------------
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=4),
+    max_leaves=20,
+)
+json_documents = st.one_of(
+    json_values,
+    st.fixed_dictionaries({"instances": st.lists(st.lists(json_values, max_size=3), max_size=5)}),
+    st.fixed_dictionaries(
+        {"instances": st.lists(st.dictionaries(st.sampled_from(["sex", "length", "x"]), json_values))}
+    ),
+)
+
+
+@given(json_documents)
+@settings(max_examples=400, deadline=None)
+def test_fuzz_any_json_document_is_rows_or_a_400(document) -> None:
+    body = json.dumps(document).encode()  # NaN/Infinity floats become the non-standard literals: also a 400
+    try:
+        rows = parse_json(body, SCHEMA).to_rows()
+    except RequestError as exc:
+        assert exc.status == 400 and exc.message
+    else:
+        assert rows and all(len(row) == 2 for row in rows)
+        assert all(isinstance(row[1], float) and not math.isinf(row[1]) for row in rows)
+
+
+@given(st.text(max_size=300))
+@settings(max_examples=400, deadline=None)
+def test_fuzz_any_unicode_text_is_rows_or_a_400(text: str) -> None:
+    for parse in (parse_csv, parse_json):
+        try:
+            rows = parse(text.encode("utf-8", "surrogatepass"), SCHEMA).to_rows()
+        except RequestError as exc:
+            assert exc.status == 400 and exc.message
+        else:
+            assert all(len(row) == 2 and not math.isinf(row[1]) for row in rows)
+
+
+@given(st.binary(max_size=400), st.integers(min_value=0, max_value=400))
+@settings(max_examples=300, deadline=None)
+def test_fuzz_a_valid_body_truncated_anywhere_is_rows_or_a_400(noise: bytes, cut: int) -> None:
+    valid = json.dumps({"instances": [["M", 0.5], {"sex": "F", "length": 1}]}).encode()
+    for body in (valid[:cut], valid[:cut] + noise, b"M,0.5\nF,1\n"[:cut] + noise):
+        for parse in (parse_csv, parse_json):
+            try:
+                parse(body, SCHEMA)
+            except RequestError as exc:
+                assert exc.status == 400
