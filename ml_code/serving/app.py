@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -50,8 +51,15 @@ DEFAULT_MAX_PENDING = 2
 class InferenceApp:
     """Loads the model at start-up; answers /ping with 200 only once it is loaded."""
 
-    def __init__(self, model_dir: Path, workers: int = 1, max_pending: int = DEFAULT_MAX_PENDING) -> None:
+    def __init__(
+        self,
+        model_dir: Path,
+        workers: int = 1,
+        max_pending: int = DEFAULT_MAX_PENDING,
+        load: Callable[[Path], LoadedModel] = model_fn,
+    ) -> None:
         self.model_dir = model_dir
+        self.load = load  # the model_fn hook, as in SageMaker's inference toolkit
         self.workers = workers
         self.model: LoadedModel | None = None
         self.max_pending = max_pending
@@ -151,7 +159,7 @@ class InferenceApp:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 try:
-                    self.model = model_fn(self.model_dir)
+                    self.model = self.load(self.model_dir)
                 except Exception as exc:
                     await send({"type": "lifespan.startup.failed", "message": f"cannot load model: {exc}"})
                     return

@@ -15,12 +15,14 @@ their own ``predict_proba``/``predict`` on the compiled transform's output, so e
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-import numba
 import numpy as np
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import (
@@ -35,6 +37,11 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
 
 from ml_code.schema import DataSchema
+
+# numba caches compiled code beside the module unless told otherwise; the image's code directory
+# may be read-only, so the cache goes to a temporary directory that every worker shares.
+os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(tempfile.gettempdir()) / "ml_code-numba-cache"))
+import numba  # reads NUMBA_CACHE_DIR when imported
 
 # Rows predicted per call of the compiled code: a long request checks between chunks whether
 # its client is still there (see ``CompiledModel.predict_proba``).
@@ -149,7 +156,7 @@ class CompiledTransform:
         return out
 
 
-@numba.njit(nogil=True, boundscheck=False)
+@numba.njit(nogil=True, boundscheck=False, cache=True)
 def _walk(
     x: np.ndarray,
     roots: np.ndarray,

@@ -20,7 +20,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for_ping(port: int, process: subprocess.Popen, timeout: float = 60.0) -> None:
+def wait_for_ping(port: int, process: subprocess.Popen, timeout: float = 180.0) -> None:
     """Return once GET /ping answers 200.
 
     Raises:
