@@ -110,16 +110,21 @@ def test_ping_answers_within_sagemakers_limit_while_a_6mb_request_runs(one_worke
 def test_a_second_large_request_gets_503_with_retry_after_while_the_worker_is_full(one_worker) -> None:
     port, _ = one_worker
     body = _batch_body()
-    first: dict[str, object] = {}
-    worker = threading.Thread(target=lambda: first.update(status=_post(port, body)[0]))
-    worker.start()
-    time.sleep(0.5)
-    status, response, headers = _post(port, body[:200_000].rsplit(b"\n", 1)[0] + b"\n")
-    worker.join()
-    assert first["status"] == 200
+    # Given a 6 MB request running on the only worker (its client hangs up once we have looked)
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        head = f"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\nContent-Length: {len(body)}\r\n"
+        sock.sendall(head.encode() + b"\r\n" + body)
+        time.sleep(0.5)
+        # When another large request arrives, Then it is refused at once with a 503 to retry
+        started = time.monotonic()
+        status, response, headers = _post(port, body[:200_000].rsplit(b"\n", 1)[0] + b"\n")
+        refused_in = time.monotonic() - started
     assert status == 503
     assert headers.get("retry-after") == "1"
     assert "server busy" in json.loads(response)["error"]
+    assert refused_in < SAGEMAKER_PING_TIMEOUT
+    # and while it is busy, /ping is still answered on the event loop
+    assert _ping_seconds(port) < SAGEMAKER_PING_TIMEOUT
 
 
 def test_a_client_that_disconnects_does_not_keep_the_worker_busy(one_worker) -> None:
