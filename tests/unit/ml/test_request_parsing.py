@@ -6,7 +6,7 @@ import json
 import math
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ml_code.schema import DataSchema, Feature, ProblemType
@@ -244,3 +244,49 @@ def test_fuzz_a_valid_body_truncated_anywhere_is_rows_or_a_400(noise: bytes, cut
                 parse(body, SCHEMA)
             except RequestError as exc:
                 assert exc.status == 400
+
+
+# --- the pandas tokenizer path for large plain CSV gives exactly the csv module's answers -----------
+
+csv_text = st.lists(
+    st.lists(
+        st.one_of(
+            st.sampled_from(["M", "F", " I", "NA", "na ", "?", "", "nan", "-nan", "inf", "1e400", "x y", "\u00e9"]),
+            st.floats(allow_nan=False, allow_infinity=False).map(repr),
+            st.integers(-(10**30), 10**30).map(str),
+            st.text(alphabet="0123456789.-e ,\r\t\u3000", max_size=6),
+        ),
+        min_size=1,
+        max_size=3,
+    ).map(",".join),
+    min_size=1,
+    max_size=12,
+).flatmap(lambda lines: st.sampled_from(["\n", "\r\n", "\r"]).map(lambda sep: sep.join(lines) + sep))
+
+
+def _outcome(parse_limit: int, text: str, monkeypatch) -> object:
+    import ml_code.serving.inference as inference
+
+    monkeypatch.setattr(inference, "PANDAS_MIN_CHARS", parse_limit)
+    try:
+        rows = parse_csv(text.encode(), SCHEMA).to_rows()
+    except RequestError as exc:
+        return ("error", exc.status, exc.message)
+    return [[c if not (isinstance(c, float) and math.isnan(c)) else "NaN" for c in row] for row in rows]
+
+
+@given(csv_text)
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_large_csv_parsed_by_pandas_equals_the_csv_modules_parse(monkeypatch, text: str) -> None:
+    assert _outcome(0, text, monkeypatch) == _outcome(10**9, text, monkeypatch)
+
+
+def test_a_large_plain_csv_takes_the_pandas_path(monkeypatch) -> None:
+    import ml_code.serving.inference as inference
+
+    calls = []
+    real = inference._plain_csv_grid
+    monkeypatch.setattr(inference, "_plain_csv_grid", lambda *a: calls.append(1) or real(*a))
+    table = parse_csv(b"M,0.5\nF,NA\n" * 20_000, SCHEMA)
+    assert calls and table.rows == 40_000
+    assert table.to_rows()[1][0] == "F" and math.isnan(table.to_rows()[1][1])
