@@ -3,7 +3,9 @@
     python -m ml_code.serve --model-dir DIR --port N
 
 Workers: SAGEMAKER_MODEL_SERVER_WORKERS, else the CPU count. In the image, ``serve``
-runs this with the model SageMaker unpacked at /opt/ml/model, on port 8080.
+runs this with the model SageMaker unpacked at /opt/ml/model, on port 8080. Each worker
+answers small requests on its event loop and runs large ones (over 16 KB) on its prediction
+thread, holding at most MLOPS_SERVER_MAX_PENDING of them (default 2) before answering 503.
 """
 
 from __future__ import annotations

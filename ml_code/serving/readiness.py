@@ -20,7 +20,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for_ping(port: int, process: subprocess.Popen, timeout: float = 60.0) -> None:
+def wait_for_ping(port: int, process: subprocess.Popen, timeout: float = 180.0) -> None:
     """Return once GET /ping answers 200.
 
     Raises:
@@ -42,8 +42,13 @@ def wait_for_ping(port: int, process: subprocess.Popen, timeout: float = 60.0) -
 
 
 @contextlib.contextmanager
-def running_server(model_dir: Path, *, workers: int = 2) -> Iterator[tuple[int, subprocess.Popen]]:
-    """``python -m ml_code.serve`` as a separate process on a free port, ready; stopped on exit."""
+def running_server(
+    model_dir: Path, *, workers: int = 2, env: dict[str, str] | None = None
+) -> Iterator[tuple[int, subprocess.Popen]]:
+    """``python -m ml_code.serve`` as a separate process on a free port, ready; stopped on exit.
+
+    ``env`` adds environment variables (e.g. ``MLOPS_SERVER_MAX_PENDING``) to the server's.
+    """
     port = free_port()
     process = subprocess.Popen(
         [
@@ -58,7 +63,7 @@ def running_server(model_dir: Path, *, workers: int = 2) -> Iterator[tuple[int, 
             "127.0.0.1",
         ],
         cwd=Path(__file__).resolve().parents[2],
-        env={**os.environ, "SAGEMAKER_MODEL_SERVER_WORKERS": str(workers)},
+        env={**os.environ, "SAGEMAKER_MODEL_SERVER_WORKERS": str(workers), **(env or {})},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,

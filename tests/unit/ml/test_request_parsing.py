@@ -6,7 +6,7 @@ import json
 import math
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ml_code.schema import DataSchema, Feature, ProblemType
@@ -18,15 +18,15 @@ SCHEMA = DataSchema(
 
 
 def test_csv_rows_parse_to_typed_cells() -> None:
-    rows = parse_csv(b"M,0.45\nF,\n\nI,NA\n", SCHEMA)
+    rows = parse_csv(b"M,0.45\nF,\n\nI,NA\n", SCHEMA).to_rows()
     assert rows[0] == ["M", 0.45]
     assert rows[1][0] == "F" and math.isnan(rows[1][1])
     assert len(rows) == 3  # blank lines are skipped
 
 
 def test_json_accepts_lists_and_objects() -> None:
-    rows = parse_json(b'{"instances": [["M", 0.4], {"sex": "F", "length": "0.3"}, {"length": 1}]}', SCHEMA)
-    assert rows == [["M", 0.4], ["F", 0.3], [None, 1.0]]
+    rows = parse_json(b'{"instances": [["M", 0.4], {"sex": "F", "length": "0.3"}, {"sex": null, "length": 1}]}', SCHEMA)
+    assert rows.to_rows() == [["M", 0.4], ["F", 0.3], [None, 1.0]]
 
 
 @pytest.mark.parametrize(
@@ -112,7 +112,7 @@ def test_any_valid_table_round_trips_through_csv(rows) -> None:
 
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n").writerows([[s, repr(float(x))] for s, x in rows])
-    parsed = parse_csv(buffer.getvalue().encode(), SCHEMA)
+    parsed = parse_csv(buffer.getvalue().encode(), SCHEMA).to_rows()
     assert parsed == [[s, float(x)] for s, x in rows]
 
 
@@ -120,7 +120,7 @@ def test_any_valid_table_round_trips_through_csv(rows) -> None:
 @settings(max_examples=200, deadline=None)
 def test_any_valid_table_round_trips_through_json(rows) -> None:
     body = json.dumps({"instances": [[s, x] for s, x in rows]}).encode()
-    assert parse_json(body, SCHEMA) == [[s, float(x)] for s, x in rows]
+    assert parse_json(body, SCHEMA).to_rows() == [[s, float(x)] for s, x in rows]
 
 
 @given(st.binary(max_size=200))
@@ -129,8 +129,164 @@ def test_arbitrary_bytes_never_crash_the_parsers(body: bytes) -> None:
     # Whatever a client sends, the outcome is rows or a 400: never another exception (a 500).
     for parse in (parse_csv, parse_json):
         try:
-            rows = parse(body, SCHEMA)
+            rows = parse(body, SCHEMA).to_rows()
         except RequestError as exc:
             assert exc.status == 400
         else:
             assert all(len(row) == 2 for row in rows)
+
+
+# --- non-finite and oversized numbers, deep nesting: 400s that name the problem ---------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b'{"instances": [["M", NaN]]}', "NaN is not a JSON number"),
+        (b'{"instances": [["M", -Infinity]]}', "-Infinity is not a JSON number"),
+        (b'{"instances": [["M", 1e400]]}', "row 1, column 'length': inf is not a finite number"),
+        (b'{"instances": [["M", 1' + b"0" * 400 + b"]]}", "row 1, column 'length'"),
+        (b'{"instances": [["M", 1' + b"0" * 5000 + b"]]}", "a number is too long"),
+        (b'{"instances": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nested too deeply"),
+        (b'{"instances": [["M", "-nan"]]}', "'-nan' is not a finite number"),
+    ],
+)
+def test_non_finite_huge_and_deep_json_is_a_400(body: bytes, message: str) -> None:
+    with pytest.raises(RequestError) as excinfo:
+        parse_json(body, SCHEMA)
+    assert excinfo.value.status == 400
+    assert message in excinfo.value.message
+
+
+def test_an_integer_too_large_for_a_float_names_its_row_and_column() -> None:
+    body = b'{"instances": [["M", 1], ["F", 1' + b"0" * 400 + b"]]}"
+    with pytest.raises(RequestError) as excinfo:
+        parse_json(body, SCHEMA)
+    assert "row 2, column 'length'" in excinfo.value.message
+    assert "too large for a float" in excinfo.value.message
+
+
+@pytest.mark.parametrize("cell", ["1e400", "-1e999", "inf", "Infinity", "-nan"])
+def test_non_finite_csv_cells_name_their_row_and_column(cell: str) -> None:
+    with pytest.raises(RequestError) as excinfo:
+        parse_csv(f"M,0.4\nF,{cell}\n".encode(), SCHEMA)
+    assert excinfo.value.status == 400
+    assert f"row 2, column 'length': '{cell}' is not a finite number" in excinfo.value.message
+
+
+def test_json_object_missing_a_feature_is_the_same_400_as_a_short_csv_row() -> None:
+    with pytest.raises(RequestError) as from_json:
+        parse_json(b'{"instances": [{"sex": "M"}]}', SCHEMA)
+    with pytest.raises(RequestError) as from_csv:
+        parse_csv(b"M\n", SCHEMA)
+    assert from_json.value.status == from_csv.value.status == 400
+    assert "row 1: missing columns ['length']" in from_json.value.message
+    assert "row 1: expected 2 columns (sex, length), found 1" in from_csv.value.message
+    # an explicit null is a missing value, as an empty CSV cell is
+    assert parse_json(b'{"instances": [{"sex": "M", "length": null}]}', SCHEMA).to_rows()[0][0] == "M"
+
+
+def test_output_is_strict_json() -> None:
+    from ml_code.serving.inference import Prediction
+
+    with pytest.raises(ValueError):
+        output_fn(Prediction([math.nan]), "application/json")
+
+
+# --- fuzzing: whatever arrives, a Table or a 4xx naming it, never another exception -----------------
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=4),
+    max_leaves=20,
+)
+json_documents = st.one_of(
+    json_values,
+    st.fixed_dictionaries({"instances": st.lists(st.lists(json_values, max_size=3), max_size=5)}),
+    st.fixed_dictionaries(
+        {"instances": st.lists(st.dictionaries(st.sampled_from(["sex", "length", "x"]), json_values))}
+    ),
+)
+
+
+@given(json_documents)
+@settings(max_examples=400, deadline=None)
+def test_fuzz_any_json_document_is_rows_or_a_400(document) -> None:
+    body = json.dumps(document).encode()  # NaN/Infinity floats become the non-standard literals: also a 400
+    try:
+        rows = parse_json(body, SCHEMA).to_rows()
+    except RequestError as exc:
+        assert exc.status == 400 and exc.message
+    else:
+        assert rows and all(len(row) == 2 for row in rows)
+        assert all(isinstance(row[1], float) and not math.isinf(row[1]) for row in rows)
+
+
+@given(st.text(max_size=300))
+@settings(max_examples=400, deadline=None)
+def test_fuzz_any_unicode_text_is_rows_or_a_400(text: str) -> None:
+    for parse in (parse_csv, parse_json):
+        try:
+            rows = parse(text.encode("utf-8", "surrogatepass"), SCHEMA).to_rows()
+        except RequestError as exc:
+            assert exc.status == 400 and exc.message
+        else:
+            assert all(len(row) == 2 and not math.isinf(row[1]) for row in rows)
+
+
+@given(st.binary(max_size=400), st.integers(min_value=0, max_value=400))
+@settings(max_examples=300, deadline=None)
+def test_fuzz_a_valid_body_truncated_anywhere_is_rows_or_a_400(noise: bytes, cut: int) -> None:
+    valid = json.dumps({"instances": [["M", 0.5], {"sex": "F", "length": 1}]}).encode()
+    for body in (valid[:cut], valid[:cut] + noise, b"M,0.5\nF,1\n"[:cut] + noise):
+        for parse in (parse_csv, parse_json):
+            try:
+                parse(body, SCHEMA)
+            except RequestError as exc:
+                assert exc.status == 400
+
+
+# --- the pandas tokenizer path for large plain CSV gives exactly the csv module's answers -----------
+
+csv_text = st.lists(
+    st.lists(
+        st.one_of(
+            st.sampled_from(["M", "F", " I", "NA", "na ", "?", "", "nan", "-nan", "inf", "1e400", "x y", "\u00e9"]),
+            st.floats(allow_nan=False, allow_infinity=False).map(repr),
+            st.integers(-(10**30), 10**30).map(str),
+            st.text(alphabet="0123456789.-e ,\r\t\u3000", max_size=6),
+        ),
+        min_size=1,
+        max_size=3,
+    ).map(",".join),
+    min_size=1,
+    max_size=12,
+).flatmap(lambda lines: st.sampled_from(["\n", "\r\n", "\r"]).map(lambda sep: sep.join(lines) + sep))
+
+
+def _outcome(parse_limit: int, text: str, monkeypatch) -> object:
+    import ml_code.serving.inference as inference
+
+    monkeypatch.setattr(inference, "PANDAS_MIN_CHARS", parse_limit)
+    try:
+        rows = parse_csv(text.encode(), SCHEMA).to_rows()
+    except RequestError as exc:
+        return ("error", exc.status, exc.message)
+    return [[c if not (isinstance(c, float) and math.isnan(c)) else "NaN" for c in row] for row in rows]
+
+
+@given(csv_text)
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_large_csv_parsed_by_pandas_equals_the_csv_modules_parse(monkeypatch, text: str) -> None:
+    assert _outcome(0, text, monkeypatch) == _outcome(10**9, text, monkeypatch)
+
+
+def test_a_large_plain_csv_takes_the_pandas_path(monkeypatch) -> None:
+    import ml_code.serving.inference as inference
+
+    calls = []
+    real = inference._plain_csv_grid
+    monkeypatch.setattr(inference, "_plain_csv_grid", lambda *a: calls.append(1) or real(*a))
+    table = parse_csv(b"M,0.5\nF,NA\n" * 20_000, SCHEMA)
+    assert calls and table.rows == 40_000
+    assert table.to_rows()[1][0] == "F" and math.isnan(table.to_rows()[1][1])
