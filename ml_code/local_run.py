@@ -57,7 +57,7 @@ def run(
     problem_type: ProblemType,
     output: Path,
     *,
-    time_budget_seconds: float = 60.0,
+    time_budget_seconds: float = 600.0,
     max_trials: int = 8,
     seed: int = 42,
     metric: str | None = None,
@@ -144,7 +144,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target", required=True, help="target column")
     parser.add_argument("--problem-type", required=True, choices=[p.value for p in ProblemType])
     parser.add_argument("--output", type=Path, required=True, help="output directory")
-    parser.add_argument("--time-budget", type=float, default=60.0, help="seconds for the hyperparameter search")
+    parser.add_argument(
+        "--time-budget", type=float, default=600.0, help="seconds for the hyperparameter search (as the pipeline)"
+    )
     parser.add_argument("--max-trials", type=int, default=8, help="trials per candidate family")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument(

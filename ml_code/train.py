@@ -80,7 +80,7 @@ class TrainingSettings:
     target: str
     problem_type: ProblemType
     metric: str = ""  # the user's metric, reported beside the proper score; the threshold is tuned for it
-    time_budget_seconds: float = 120.0
+    time_budget_seconds: float = 600.0  # as the pipeline passes it
     max_trials: int = 8  # per family, the defaults included
     seed: int = 42
     families: tuple[str, ...] = FAMILY_NAMES
