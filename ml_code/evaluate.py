@@ -8,7 +8,8 @@ SageMaker runs it as a Processing job:
 Binary classifiers are scored at the decision threshold stored with the model. With 200 or more
 test rows each metric's standard deviation comes from a seeded bootstrap of the test set. Beside
 the model-quality section, ``cross_validation_metrics`` carries the winner's out-of-fold scores
-from training (their standard deviation is the spread over folds).
+from training (their standard deviation is the spread over folds), and ``model_build`` what it was built
+from (data content hashes, seeds, the decision threshold, whether the time budget cut the search).
 """
 
 from __future__ import annotations
@@ -55,7 +56,23 @@ def evaluate(model_dir: Path, test_file: Path) -> dict[str, Any]:
             }
             for name, value in winner["cv_scores"].items()
         }
+    # What the model was built from and how, for the registry's metadata properties (JsonGet on this file).
+    build = {key: artifact.metadata[key] for key in _BUILD_KEYS if key in artifact.metadata}
+    if build:
+        report["model_build"] = build
     return report
+
+
+_BUILD_KEYS = (
+    "decision_threshold",
+    "threshold_metric",
+    "selection_metric",
+    "budget_exhausted",
+    "trials_planned",
+    "trials_completed",
+    "seeds",
+    "data",
+)
 
 
 def main(env: Mapping[str, str] | None = None) -> int:

@@ -42,9 +42,9 @@ import numpy as np
 import pandas as pd
 import sklearn
 import xgboost
-from joblib import Parallel, delayed
 from scipy.optimize import minimize
 from sklearn.model_selection import KFold, ParameterSampler, StratifiedKFold
+from sklearn.utils.parallel import Parallel, delayed
 
 from ml_code import metrics
 from ml_code.artifact import ArtifactError, ModelArtifact, encode_target

@@ -290,3 +290,13 @@ def test_schema_categories_are_the_values_seen_in_training(tmp_path: Path) -> No
     assert colour.categories == ("blue", "green", "red")  # not "purple": training never saw it
     for split in preprocess.SPLITS:
         assert DataSchema.read(splits / split / "schema.json") == schema
+
+
+def test_above_the_limit_training_selects_on_the_validation_split(tmp_path: Path) -> None:
+    splits = _split(tmp_path, make_frame("multiclass", rows=240), "multiclass")
+    code, ml_root = _train(tmp_path, splits, "multiclass", cv_max_rows="0")
+    assert code == 0
+    board = json.loads((ml_root / "output" / "data" / "leaderboard.json").read_text())
+    assert board["selection"]["method"] == "holdout"
+    assert (board["selection"]["scored_rows"], board["selection"]["fit_rows"]) == (36, [168])
+    assert all(len(t["fold_losses"]) == 1 for t in board["trials"] if t["family"] != "ensemble")

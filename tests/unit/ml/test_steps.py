@@ -182,7 +182,9 @@ def test_evaluation_uses_sagemakers_model_metrics_format(tmp_path: Path, problem
     (root / "model").symlink_to(tmp_path / "model")
     assert evaluate.main(env={"SM_PROCESSING_ROOT": str(root)}) == 0
     report = json.loads((root / "evaluation" / "evaluation.json").read_text())
-    assert set(report) == {key, "cross_validation_metrics"}
+    assert set(report) == {key, "cross_validation_metrics", "model_build"}
+    assert report["model_build"]["budget_exhausted"] is False
+    assert ("decision_threshold" in report["model_build"]) == (problem == "binary")
     scalar = {k for k, v in report[key].items() if "value" in v}
     assert scalar == names
     assert all(report[key][n]["standard_deviation"] == "NaN" for n in names)  # 36 test rows: too few to bootstrap
