@@ -1,6 +1,6 @@
 """Model-quality benchmark: the whole selection against plain baselines, on data it was not designed on.
 
-    .venv/bin/python bench/model_quality.py [--splits 5] [--datasets iris,wine,...] [--design]
+    .venv/bin/python bench/model_quality.py [--splits 3] [--datasets iris,wine,...] [--design]
 
 Datasets: every scikit-learn bundled dataset that fits a problem type (iris, wine, digits:
 multiclass; breast cancer: binary; diabetes: regression), plus Abalone (regression,
@@ -273,7 +273,7 @@ def report(dataset: BenchDataset, result: dict[str, object]) -> tuple[str, bool]
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--splits", type=int, default=5)
+    parser.add_argument("--splits", type=int, default=3)
     parser.add_argument("--datasets", default=",".join(d.name for d in DATASETS))
     parser.add_argument("--design", action="store_true", help="run on the design seeds (development only)")
     parser.add_argument("--budget", type=float, default=3600.0, help="training time budget per run (seconds)")
