@@ -5,7 +5,8 @@
 Each run is a fresh process; peak memory is its maximum resident set (ru_maxrss). Beside
 it, for scale: the SageMaker project template's training alone (its preprocessing and one
 50-round XGBoost) on the same data, also in a fresh process. Ours does more work for its
-better model: 24 searched candidates, an ensemble, a refit, evaluation and a baseline.
+better model: 24 searched candidates, each fitted on 5 cross-validation folds (120 fits), a
+blend weighted on their out-of-fold predictions, a refit, evaluation and a baseline.
 """
 
 from __future__ import annotations

@@ -3,7 +3,9 @@
 Layout (the contents of model.tar.gz):
     model.joblib    the fitted scikit-learn Pipeline: preprocessing, then the winning estimator
     schema.json     feature names, kinds and categories in training order; target; class labels
-    metadata.json   the winner, its parameters and validation scores, library versions
+    metadata.json   the winner, its parameters and cross-validated scores, the selection, seeds, the
+                    data's content hash, library versions; for binary classifiers the
+                    ``decision_threshold`` on P(positive class) that predictions use
 """
 
 from __future__ import annotations
@@ -70,8 +72,20 @@ class ModelArtifact:
             metadata=json.loads(metadata_path.read_text()) if metadata_path.is_file() else {},
         )
 
+    @property
+    def decision_threshold(self) -> float | None:
+        """Binary classifiers: predict the positive class (the second label) when its probability is >= this."""
+        value = self.metadata.get("decision_threshold")
+        if value is None or self.schema.problem_type is not ProblemType.BINARY:
+            return None
+        return float(value)
+
     def predict_encoded(self, features: pd.DataFrame) -> np.ndarray:
-        """Predictions as the estimator gives them (class indexes for classifiers)."""
+        """Predictions: floats for regression, class indexes for classifiers (at the decision threshold, if any)."""
+        threshold = self.decision_threshold
+        if threshold is not None:
+            proba = self.pipeline.predict_proba(features[self.schema.feature_names])
+            return (np.asarray(proba)[:, 1] >= threshold).astype(int)
         return np.asarray(self.pipeline.predict(features[self.schema.feature_names]))
 
     def predict_proba(self, features: pd.DataFrame) -> np.ndarray | None:

@@ -1,11 +1,25 @@
-"""Candidate model families and their search spaces: regularized linear, tree ensemble, gradient boosting."""
+"""Candidate model families and their search spaces: regularized linear, tree ensemble, gradient boosting.
+
+How the spaces were chosen. Every family sees standardized numerics and one-hot categoricals.
+The linear family's strength ``penalty`` is per row: Ridge gets ``alpha = penalty * rows`` and
+logistic regression ``C = 1 / (penalty * rows)``. With standardized features ``X'X / rows`` has a
+unit diagonal, so ``penalty`` compares the L2 term with the *mean* loss whatever the data size:
+1e-5 is practically unregularized, 1e-3 (the default) is scikit-learn's C=1 on about a thousand
+rows, and 1 shrinks ridge coefficients about halfway. A fixed ``alpha`` instead means a
+different model at every size (the old space's alpha=57 on 480 rows shrank a logistic model
+to near-constant scores). The tree spaces are the usual ranges (XGBoost's own docs; the
+learning rate and rounds traded against each other), and the defaults are each library's
+well-tried settings, always fitted first.
+"""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import xgboost
 from scipy.stats import loguniform, randint, uniform
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import ExtraTreesClassifier, ExtraTreesRegressor, VotingClassifier, VotingRegressor
@@ -23,24 +37,52 @@ class Family:
     """One kind of model: how to build it, its defaults, and the space the search samples."""
 
     name: str
-    build: Callable[[ProblemType, dict[str, Any], int, int], Any]  # (problem, params, seed, n_jobs) -> estimator
+    # (problem, params, seed, n_jobs, rows, stop) -> estimator; rows: the size of the data it will fit
+    build: Callable[[ProblemType, dict[str, Any], int, int, int, StopCheck | None], Any]
     defaults: dict[str, Any]
     space: dict[str, Any]
 
 
-def _linear(problem: ProblemType, params: dict[str, Any], seed: int, n_jobs: int) -> Any:
+class StopCheck(xgboost.callback.TrainingCallback):
+    """Stops a boosting fit at a deadline (time.monotonic()); ``stopped`` says whether it did.
+
+    The search passes one so that a single long fit cannot overrun the time budget; the final
+    refit of the winner never gets one, so the saved model is the one that was scored.
+    """
+
+    def __init__(self, deadline: float) -> None:
+        super().__init__()
+        self.deadline = deadline
+        self.stopped = False
+
+    def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+        if time.monotonic() > self.deadline:
+            self.stopped = True
+        return self.stopped
+
+
+def _linear(
+    problem: ProblemType, params: dict[str, Any], seed: int, n_jobs: int, rows: int, stop: StopCheck | None
+) -> Any:
+    strength = params["penalty"] * max(rows, 1)
     if problem is ProblemType.REGRESSION:
-        return Ridge(alpha=params["alpha"])
-    return LogisticRegression(C=1.0 / params["alpha"], max_iter=2000, random_state=seed)
+        return Ridge(alpha=strength)
+    return LogisticRegression(C=1.0 / strength, max_iter=5000, random_state=seed)
 
 
-def _trees(problem: ProblemType, params: dict[str, Any], seed: int, n_jobs: int) -> Any:
+def _trees(
+    problem: ProblemType, params: dict[str, Any], seed: int, n_jobs: int, rows: int, stop: StopCheck | None
+) -> Any:
     cls = ExtraTreesRegressor if problem is ProblemType.REGRESSION else ExtraTreesClassifier
     return cls(random_state=seed, n_jobs=n_jobs, **params)
 
 
-def _boosting(problem: ProblemType, params: dict[str, Any], seed: int, n_jobs: int) -> Any:
+def _boosting(
+    problem: ProblemType, params: dict[str, Any], seed: int, n_jobs: int, rows: int, stop: StopCheck | None
+) -> Any:
     common = {"random_state": seed, "n_jobs": n_jobs, "tree_method": "hist", "verbosity": 0, **params}
+    if stop is not None:
+        common["callbacks"] = [stop]
     if problem is ProblemType.REGRESSION:
         return XGBRegressor(objective="reg:squarederror", **common)
     return XGBClassifier(**common)
@@ -50,8 +92,8 @@ FAMILIES: tuple[Family, ...] = (
     Family(
         name="linear",
         build=_linear,
-        defaults={"alpha": 1.0},
-        space={"alpha": loguniform(1e-3, 1e2)},
+        defaults={"penalty": 1e-3},
+        space={"penalty": loguniform(1e-5, 1.0)},
     ),
     Family(
         name="extra_trees",
@@ -86,7 +128,8 @@ FAMILIES: tuple[Family, ...] = (
     ),
 )
 FAMILY_NAMES = tuple(f.name for f in FAMILIES)
-# The blend of each family's best configuration: soft voting for classifiers, the mean for regressors.
+# The blend of each family's best configuration, weighted: soft voting for classifiers, a weighted
+# mean for regressors. Its weights are fitted on out-of-fold predictions (see train.py).
 ENSEMBLE = "ensemble"
 
 
@@ -118,28 +161,47 @@ def build_preprocessor(schema: DataSchema) -> ColumnTransformer:
     return ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)
 
 
-def make_pipeline(schema: DataSchema, family: Family, params: dict[str, Any], seed: int, n_jobs: int) -> Pipeline:
-    """The full model: the schema's preprocessing, then the family's estimator with ``params``."""
-    return Pipeline(
-        [("preprocess", build_preprocessor(schema)), ("model", family.build(schema.problem_type, params, seed, n_jobs))]
-    )
+def family(name: str) -> Family:
+    """The family called ``name``."""
+    return next(f for f in FAMILIES if f.name == name)
 
 
-def make_ensemble_pipeline(schema: DataSchema, members: dict[str, dict[str, Any]], seed: int, n_jobs: int) -> Pipeline:
-    """One shared preprocessing, then the average of each member family's estimator (params per family)."""
-    estimators = [
-        (name, next(f for f in FAMILIES if f.name == name).build(schema.problem_type, params, seed, n_jobs))
-        for name, params in members.items()
-    ]
-    if schema.problem_type is ProblemType.REGRESSION:
-        model: Any = VotingRegressor(estimators)
+def build_candidate(
+    schema: DataSchema,
+    name: str,
+    params: dict[str, Any],
+    seed: int,
+    n_jobs: int,
+    rows: int | None = None,
+    stop: StopCheck | None = None,
+) -> Pipeline:
+    """The pipeline of a trial: the schema's preprocessing, then the family's estimator with ``params``.
+
+    For the ensemble, ``params`` is ``{"members": {family: params}, "weights": {family: weight}}``:
+    one shared preprocessing, then the weighted average of the members (zero-weight members left out).
+    A plain ``{family: params}`` is the equally weighted blend.
+
+    Args:
+        rows: how many rows it will be fitted on (the linear family's penalty is per row); None
+            uses the penalty as the raw strength.
+        stop: a deadline for boosting fits during the search.
+    """
+    problem = schema.problem_type
+    rows = 1 if rows is None else rows
+    if name == ENSEMBLE:
+        if "members" not in params:
+            params = {"members": params, "weights": dict.fromkeys(params, 1.0)}
+        weights = params["weights"]
+        estimators = [
+            (member, family(member).build(problem, member_params, seed, n_jobs, rows, stop))
+            for member, member_params in params["members"].items()
+            if weights[member] > 0
+        ]
+        kept = [weights[member] for member, _ in estimators]
+        if problem is ProblemType.REGRESSION:
+            model: Any = VotingRegressor(estimators, weights=kept)
+        else:
+            model = VotingClassifier(estimators, voting="soft", weights=kept)
     else:
-        model = VotingClassifier(estimators, voting="soft")
+        model = family(name).build(problem, params, seed, n_jobs, rows, stop)
     return Pipeline([("preprocess", build_preprocessor(schema)), ("model", model)])
-
-
-def build_candidate(schema: DataSchema, family: str, params: dict[str, Any], seed: int, n_jobs: int) -> Pipeline:
-    """The pipeline of a trial: a family's estimator, or the ensemble of member families' estimators."""
-    if family == ENSEMBLE:
-        return make_ensemble_pipeline(schema, params, seed, n_jobs)
-    return make_pipeline(schema, next(f for f in FAMILIES if f.name == family), params, seed, n_jobs)

@@ -90,6 +90,7 @@ class ResultsCollector:
         self.expected = set(expected)
         self.results: dict[str, list[dict[str, Any]]] = {}
         self.failures: dict[str, str] = {}
+        self.skipped: dict[str, int] = {}  # trials each worker could not complete within the time budget
         self._done = threading.Condition()
         collector = self
 
@@ -105,6 +106,7 @@ class ResultsCollector:
                             collector.failures[host] = str(body["error"])
                         else:
                             collector.results[host] = body["trials"]
+                            collector.skipped[host] = int(body.get("skipped", 0))
                         collector._done.notify_all()
                         self.send_response(200)
                 self.end_headers()

@@ -22,9 +22,11 @@ import json
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from ml_code import baseline, evaluate, preprocess, train
+from ml_code import baseline, evaluate, metrics, preprocess, train
 from ml_code.schema import ProblemType
 
 
@@ -32,12 +34,20 @@ class StepFailed(RuntimeError):
     """A step exited non-zero; its error message is attached."""
 
 
-def _run(name: str, step, *args, **kwargs) -> str:
+def _run(name: str, step: Callable[..., int], log_dir: Path, *args: Any, **kwargs: Any) -> str:
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = step(*args, **kwargs)
     if code != 0:
-        raise StepFailed(f"{name} failed: {err.getvalue().strip().removeprefix('error: ')}")
+        # The step's one-line reason; a traceback (an unexpected failure) goes to a log file instead.
+        lines = err.getvalue().strip().splitlines()
+        reason = next((line for line in reversed(lines) if line.startswith("error: ")), lines[-1] if lines else "")
+        detail = ""
+        if len(lines) > 1:
+            log_dir.mkdir(parents=True, exist_ok=True)
+            (log_dir / f"{name}.log").write_text(err.getvalue())
+            detail = f" (details in {log_dir / f'{name}.log'})"
+        raise StepFailed(f"{name} failed: {reason.removeprefix('error: ')}{detail}")
     return out.getvalue()
 
 
@@ -47,9 +57,10 @@ def run(
     problem_type: ProblemType,
     output: Path,
     *,
-    time_budget_seconds: float = 60.0,
+    time_budget_seconds: float = 600.0,
     max_trials: int = 8,
     seed: int = 42,
+    metric: str | None = None,
 ) -> str:
     """Run all four steps; return the summary. Raises StepFailed naming the step and the problem."""
     if not data.is_file():
@@ -65,6 +76,7 @@ def run(
     _run(
         "preprocess",
         preprocess.main,
+        jobs,
         ["--target", target, "--problem-type", problem_type.value, "--seed", str(seed)],
         env={"SM_PROCESSING_ROOT": str(pre)},
     )
@@ -80,6 +92,7 @@ def run(
         "time_budget_seconds": str(time_budget_seconds),
         "max_trials": str(max_trials),
         "seed": str(seed),
+        **({"metric": metric} if metric else {}),
     }
     (config / "hyperparameters.json").write_text(json.dumps(hyperparameters))
     model_dir = output / "model"
@@ -87,6 +100,7 @@ def run(
     train_out = _run(
         "train",
         train.main,
+        jobs,
         env={
             "SM_ML_ROOT": str(ml_root),
             "SM_CHANNEL_TRAIN": str(splits / "train"),
@@ -101,18 +115,18 @@ def run(
     ev = jobs / "evaluate"
     shutil.copytree(model_dir, ev / "model")
     shutil.copytree(splits / "test", ev / "test")
-    _run("evaluate", evaluate.main, env={"SM_PROCESSING_ROOT": str(ev)})
+    _run("evaluate", evaluate.main, jobs, env={"SM_PROCESSING_ROOT": str(ev)})
     shutil.copyfile(ev / "evaluation" / "evaluation.json", output / "evaluation.json")
 
     # Processing job: data-quality baseline of the training features.
     bl = jobs / "baseline"
     shutil.copytree(splits / "train", bl / "train")
-    _run("baseline", baseline.main, env={"SM_PROCESSING_ROOT": str(bl)})
+    _run("baseline", baseline.main, jobs, env={"SM_PROCESSING_ROOT": str(bl)})
     shutil.rmtree(output / "baseline", ignore_errors=True)
     shutil.copytree(bl / "baseline", output / "baseline")
 
     report = json.loads((output / "evaluation.json").read_text())
-    (section,) = report.values()
+    section = report[metrics.REPORT_KEY[problem_type]]
     test = ", ".join(f"{k} {v['value']:.4f}" for k, v in section.items() if isinstance(v, dict) and "value" in v)
     return "\n".join(
         [
@@ -130,9 +144,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target", required=True, help="target column")
     parser.add_argument("--problem-type", required=True, choices=[p.value for p in ProblemType])
     parser.add_argument("--output", type=Path, required=True, help="output directory")
-    parser.add_argument("--time-budget", type=float, default=60.0, help="seconds for the hyperparameter search")
+    parser.add_argument(
+        "--time-budget", type=float, default=600.0, help="seconds for the hyperparameter search (as the pipeline)"
+    )
     parser.add_argument("--max-trials", type=int, default=8, help="trials per candidate family")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--metric",
+        help="the metric to report (for binary, the decision threshold is tuned for it); default accuracy or rmse",
+    )
     args = parser.parse_args(argv)
     try:
         summary = run(
@@ -143,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
             time_budget_seconds=args.time_budget,
             max_trials=args.max_trials,
             seed=args.seed,
+            metric=args.metric,
         )
     except StepFailed as exc:
         print(f"error: {exc}", file=sys.stderr)

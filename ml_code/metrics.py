@@ -1,4 +1,4 @@
-"""Metrics per problem type, in SageMaker's model-quality JSON shape, and the metric that selects a model."""
+"""Metrics per problem type, in SageMaker's model-quality JSON shape, with bootstrap standard deviations."""
 
 from __future__ import annotations
 
@@ -10,18 +10,30 @@ from sklearn import metrics as skm
 
 from ml_code.schema import ProblemType
 
-# The metric that picks the winning candidate on the validation split, and its direction.
-SELECTION_METRIC: dict[ProblemType, tuple[str, bool]] = {
-    ProblemType.REGRESSION: ("rmse", False),
-    ProblemType.BINARY: ("auc", True),
-    ProblemType.MULTICLASS: ("weighted_f1", True),
+# The metrics `compute` reports per problem type (the names the user's `metric` may take).
+METRIC_NAMES: dict[ProblemType, frozenset[str]] = {
+    ProblemType.REGRESSION: frozenset({"mse", "rmse", "mae", "r2"}),
+    ProblemType.BINARY: frozenset({"accuracy", "balanced_accuracy", "f1", "precision", "recall", "auc"}),
+    ProblemType.MULTICLASS: frozenset({"accuracy", "weighted_f1", "macro_f1", "weighted_auc"}),
 }
+GREATER_IS_BETTER: dict[str, bool] = {"mse": False, "rmse": False, "mae": False, "log_loss": False}
 
 REPORT_KEY = {
     ProblemType.REGRESSION: "regression_metrics",
     ProblemType.BINARY: "binary_classification_metrics",
     ProblemType.MULTICLASS: "multiclass_classification_metrics",
 }
+# Below this many test rows the bootstrap's spread says little; the report then keeps "NaN".
+BOOTSTRAP_MIN_ROWS = 200
+BOOTSTRAP_REPLICATES = 200
+BOOTSTRAP_SEED = 0
+
+
+def decide(proba: np.ndarray, threshold: float | None) -> np.ndarray:
+    """Class indexes from probabilities: P(positive) >= ``threshold`` for binary, else the most probable class."""
+    if threshold is not None and proba.shape[1] == 2:
+        return (proba[:, 1] >= threshold).astype(int)
+    return np.argmax(proba, axis=1)
 
 
 def compute(problem_type: ProblemType, y_true: np.ndarray, y_pred: np.ndarray, proba: np.ndarray | None) -> dict:
@@ -41,10 +53,11 @@ def compute(problem_type: ProblemType, y_true: np.ndarray, y_pred: np.ndarray, p
         }
     out: dict[str, float] = {"accuracy": float(skm.accuracy_score(y_true, y_pred))}
     if problem_type is ProblemType.BINARY:
+        out["balanced_accuracy"] = float(skm.balanced_accuracy_score(y_true, y_pred))
         out["f1"] = float(skm.f1_score(y_true, y_pred, zero_division=0))
         out["precision"] = float(skm.precision_score(y_true, y_pred, zero_division=0))
         out["recall"] = float(skm.recall_score(y_true, y_pred, zero_division=0))
-        if proba is not None:
+        if proba is not None and len(np.unique(y_true)) == 2:
             out["auc"] = float(skm.roc_auc_score(y_true, proba[:, 1]))
     else:
         out["weighted_f1"] = float(skm.f1_score(y_true, y_pred, average="weighted", zero_division=0))
@@ -54,13 +67,29 @@ def compute(problem_type: ProblemType, y_true: np.ndarray, y_pred: np.ndarray, p
     return out
 
 
-def selection_score(problem_type: ProblemType, scores: dict[str, float]) -> float:
-    """A number where larger is better, for ranking candidates."""
-    name, greater_is_better = SELECTION_METRIC[problem_type]
-    if name not in scores:  # a classifier without probabilities cannot report AUC
-        name, greater_is_better = "accuracy", True
-    value = scores[name]
-    return value if greater_is_better else -value
+def bootstrap_std(
+    problem_type: ProblemType,
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    proba: np.ndarray | None,
+    *,
+    replicates: int = BOOTSTRAP_REPLICATES,
+    seed: int = BOOTSTRAP_SEED,
+) -> dict[str, float]:
+    """Standard deviation of each metric over seeded bootstrap resamples of the test rows.
+
+    A resample where a metric is undefined (AUC with one class drawn) leaves that metric out
+    for that resample.
+    """
+    rng = np.random.default_rng(seed)
+    n = len(y_true)
+    draws: dict[str, list[float]] = {}
+    for _ in range(replicates):
+        rows = rng.integers(0, n, size=n)
+        sample = compute(problem_type, y_true[rows], y_pred[rows], None if proba is None else proba[rows])
+        for name, value in sample.items():
+            draws.setdefault(name, []).append(value)
+    return {name: float(np.std(values, ddof=1)) for name, values in draws.items() if len(values) > 1}
 
 
 def model_quality_report(
@@ -69,10 +98,20 @@ def model_quality_report(
     *,
     y_true: np.ndarray | None = None,
     y_pred: np.ndarray | None = None,
+    proba: np.ndarray | None = None,
     class_labels: list[str] | None = None,
 ) -> dict[str, Any]:
-    """SageMaker's model-metrics JSON (what ModelMetrics.model_statistics points at)."""
-    body: dict[str, Any] = {name: {"value": value, "standard_deviation": "NaN"} for name, value in scores.items()}
+    """SageMaker's model-metrics JSON (what ModelMetrics.model_statistics points at).
+
+    With the predictions and at least BOOTSTRAP_MIN_ROWS test rows, each metric's
+    ``standard_deviation`` is its spread over a seeded bootstrap of the test set; otherwise "NaN".
+    """
+    spread: dict[str, float] = {}
+    if y_true is not None and y_pred is not None and len(y_true) >= BOOTSTRAP_MIN_ROWS:
+        spread = bootstrap_std(problem_type, y_true, y_pred, proba)
+    body: dict[str, Any] = {
+        name: {"value": value, "standard_deviation": spread.get(name, "NaN")} for name, value in scores.items()
+    }
     if problem_type is not ProblemType.REGRESSION and y_true is not None and y_pred is not None:
         labels = list(range(len(class_labels or [])))
         matrix = skm.confusion_matrix(y_true, y_pred, labels=labels)

@@ -22,7 +22,14 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from ml_code.environment import processing_root
-from ml_code.schema import DataSchema, DataValidationError, ProblemType, load_dataset, read_csv_strict
+from ml_code.schema import (
+    DataSchema,
+    DataValidationError,
+    ProblemType,
+    load_dataset,
+    read_csv_strict,
+    read_text_utf8,
+)
 
 SPLITS = ("train", "validation", "test")
 
@@ -64,9 +71,8 @@ def combine_inputs(input_dir: Path, work_file: Path | None = None) -> Path:
 
 
 def _has_data_row(path: Path) -> bool:
-    with path.open(encoding="utf-8-sig") as handle:
-        handle.readline()  # the header
-        return any(line.strip() for line in handle)
+    lines = read_text_utf8(path).splitlines()
+    return any(line.strip() for line in lines[1:])  # after the header
 
 
 def split_dataset(
@@ -112,9 +118,19 @@ def split_dataset(
         out = output_dir / name
         out.mkdir(parents=True, exist_ok=True)
         part.sort_index().to_csv(out / f"{name}.csv", index=False)
-        dataset.schema.write(out / "schema.json")
         rows[name] = len(part)
-    return SplitResult(schema=dataset.schema, rows=rows)
+    # The schema is the training split's: categories are the values seen in training (the whole
+    # file was only validated). A declared schema stays as declared.
+    train_schema = load_dataset(
+        output_dir / "train" / "train.csv", target=target, problem_type=problem_type, schema=schema
+    ).schema
+    for name in SPLITS:
+        if name != "train":  # the held-out splits must fit the training schema (same kinds)
+            load_dataset(
+                output_dir / name / f"{name}.csv", target=target, problem_type=problem_type, schema=train_schema
+            )
+        train_schema.write(output_dir / name / "schema.json")
+    return SplitResult(schema=train_schema, rows=rows)
 
 
 def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) -> int:

@@ -21,6 +21,9 @@ MISSING_TOKENS = frozenset({"", "na", "nan", "null", "none", "?"})
 # values parse as numbers; the rest are then reported as text in a numeric column.
 NUMERIC_INFERENCE_SHARE = 0.9
 _MAX_REPORTED = 5
+# The largest magnitude a numeric value may have. XGBoost and the compiled server work in
+# float32, and StandardScaler squares values: beyond float32's range a value becomes inf there.
+MAX_ABS_VALUE = float(np.finfo(np.float32).max)
 
 
 class ProblemType(StrEnum):
@@ -102,10 +105,21 @@ def read_csv_strict(path: Path) -> pd.DataFrame:
     """
     if not path.is_file():
         raise DataValidationError(f"{path}: file not found")
-    text = path.read_text(encoding="utf-8-sig")
+    text = read_text_utf8(path)
     if not text.strip():
         raise DataValidationError(f"{path}: file is empty")
-    rows = list(csv.reader(text.splitlines()))
+    reader = csv.reader(text.splitlines(), strict=True)
+    rows: list[list[str]] = []
+    try:
+        for row in reader:
+            rows.append(row)
+    except csv.Error as exc:  # an unterminated quote, a stray quote after a quoted field
+        if "unexpected end of data" in str(exc):
+            # Where the field opens: the line after the last complete row (rows span one line each
+            # unless a quoted field held a line break, which the line count then undercounts).
+            start = len(rows) + 1
+            raise DataValidationError(f"{path}: line {start}: a quoted field is never closed") from None
+        raise DataValidationError(f"{path}: line {reader.line_num}: not valid CSV ({exc})") from None
     header = [name.strip() for name in rows[0]]
     for index, name in enumerate(header, start=1):
         if not name:
@@ -122,6 +136,30 @@ def read_csv_strict(path: Path) -> pd.DataFrame:
     frame = pd.DataFrame([[cell.strip() for cell in row] for _, row in body], columns=header, dtype=object)
     frame.index = pd.Index([line for line, _ in body], name="line")
     return frame
+
+
+def read_text_utf8(path: Path) -> str:
+    """The file's text, decoded as UTF-8 (a byte-order mark is dropped).
+
+    Raises:
+        DataValidationError: the bytes are not UTF-8 (UTF-16 is named when its byte-order mark is there).
+    """
+    raw = path.read_bytes()
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise DataValidationError(f"{path}: the file is UTF-16 encoded; save it as UTF-8")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise DataValidationError(
+            f"{path}: line {line}: byte {raw[exc.start]:#04x} is not UTF-8; save the file as UTF-8"
+        ) from None
+
+
+def _out_of_range(values: pd.Series, missing: pd.Series) -> pd.Series:
+    """Present values that are not finite or too large to train on (see MAX_ABS_VALUE)."""
+    with np.errstate(invalid="ignore"):
+        return ~missing & ~(values.abs() <= MAX_ABS_VALUE)
 
 
 def _missing(column: pd.Series) -> pd.Series:
@@ -195,8 +233,13 @@ def load_dataset(
                     f"{path}: column {name!r} is numeric but has text at line {_lines(first)} "
                     f"(first: {column[first[0]]!r})"
                 )
-            if not np.isfinite(numbers[~missing]).all():
-                raise DataValidationError(f"{path}: column {name!r} has an infinite value")
+            huge = _out_of_range(numbers, missing)
+            if huge.any():
+                first = huge[huge].index
+                raise DataValidationError(
+                    f"{path}: column {name!r} has a value that is infinite or beyond +/-{MAX_ABS_VALUE:.3g} at line "
+                    f"{_lines(first)} (first: {column[first[0]]!r})"
+                )
             features[name] = numbers
             feature_specs.append(Feature(name=name, kind="numeric"))
         else:
@@ -222,6 +265,13 @@ def load_dataset(
             raise DataValidationError(
                 f"{path}: target column {target!r} must be numeric for regression but has text at line "
                 f"{_lines(first)} (first: {y_raw[first[0]]!r})"
+            )
+        huge = _out_of_range(y_values, y_missing)
+        if huge.any():
+            first = huge[huge].index
+            raise DataValidationError(
+                f"{path}: target column {target!r} has a value that is infinite or beyond +/-{MAX_ABS_VALUE:.3g} "
+                f"at line {_lines(first)} (first: {y_raw[first[0]]!r})"
             )
         if y_values.nunique() < 2:
             raise DataValidationError(f"{path}: target column {target!r} is constant; there is nothing to learn")

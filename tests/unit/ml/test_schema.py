@@ -66,7 +66,22 @@ def test_valid_data_infers_kinds_categories_and_keeps_order(tmp_path: Path) -> N
         ("sex,length,sex\nM,0.4,1\n", ProblemType.REGRESSION, r"line 1: duplicate column names \['sex'\]"),
         ("sex,,rings\nM,0.4,1\n", ProblemType.REGRESSION, r"line 1: column 2 has no name"),
         ("rings\n1\n2\n", ProblemType.REGRESSION, r"no feature columns besides the target 'rings'"),
-        ("sex,length,rings\nM,inf,1\nF,0.3,2\n", ProblemType.REGRESSION, r"column 'length' has an infinite value"),
+        (
+            "sex,length,rings\nM,0.2,1\nF,inf,2\n",
+            ProblemType.REGRESSION,
+            r"column 'length' has a value that is infinite or beyond \+/-3.4e\+38 at line 3 \(first: 'inf'\)",
+        ),
+        (
+            "sex,length,rings\nM,0.2,1\nF,-1e308,2\n",
+            ProblemType.REGRESSION,
+            r"column 'length' has a value that is infinite or beyond \+/-3.4e\+38 at line 3 \(first: '-1e308'\)",
+        ),
+        (
+            "sex,length,rings\nM,0.2,1\nF,0.3,1e39\n",
+            ProblemType.REGRESSION,
+            r"target column 'rings' has a value that is infinite or beyond \+/-3.4e\+38 at line 3",
+        ),
+        ('sex,length,rings\nM,0.2,1\n"F,0.3,2\n', ProblemType.REGRESSION, r"line 3: a quoted field is never closed"),
     ],
 )
 def test_bad_data_is_named(tmp_path: Path, text: str, problem: ProblemType, message: str) -> None:

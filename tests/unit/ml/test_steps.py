@@ -14,7 +14,7 @@ from ml_code.environment import SageMakerEnvironment, serving_workers
 from ml_code.schema import DataSchema, DataValidationError, ProblemType, load_dataset
 from tests.datasets import make_frame, write_csv
 
-FAST = {"time_budget_seconds": "30", "max_trials": "2", "seed": "7"}
+FAST = {"time_budget_seconds": "600", "max_trials": "2", "seed": "7"}
 
 
 def _split(tmp_path: Path, problem: str, seed: int = 42) -> Path:
@@ -85,26 +85,38 @@ def test_preprocess_reports_bad_data_and_exits_non_zero(tmp_path: Path, capsys: 
 
 
 @pytest.mark.parametrize("problem", ["regression", "binary", "multiclass"])
-def test_train_selects_the_best_candidate_and_records_every_score(tmp_path: Path, problem: str) -> None:
+def test_train_selects_the_best_candidate_by_cross_validated_proper_score(tmp_path: Path, problem: str) -> None:
     splits = _split(tmp_path, problem)
     code, ml_root = _train(tmp_path, splits, problem)
     assert code == 0
     board = json.loads((ml_root / "output" / "data" / "leaderboard.json").read_text())
     families = {t["family"] for t in board["trials"]}
-    assert families == {"linear", "extra_trees", "xgboost", "ensemble"}
-    metric = board["selection_metric"]
-    sign = -1 if metric == "rmse" else 1
-    best = max(board["trials"], key=lambda t: sign * t["scores"][metric])
-    (ensemble,) = [t for t in board["trials"] if t["family"] == "ensemble"]
-    for family, params in ensemble["params"].items():
-        best_of_family = max(
-            (t for t in board["trials"] if t["family"] == family), key=lambda t: sign * t["scores"][metric]
-        )
-        assert params == best_of_family["params"]
-    assert board["winner"] == best
+    assert {"linear", "extra_trees", "xgboost"} <= families
+    proper = board["selection_metric"]
+    assert proper == ("mse" if problem == "regression" else "log_loss")
+    # 168 + 36 rows are few: every row is scored out of fold, 5 folds
+    assert board["selection"] == {
+        "method": "cross-validation",
+        "folds": 5,
+        "scored_rows": 204,
+        "fit_rows": [163, 163, 163, 163, 164],
+        "proper_score": proper,
+    }
+    best = min(board["trials"], key=lambda t: t["scores"][proper])
+    for ensemble in [t for t in board["trials"] if t["family"] == "ensemble"]:  # present unless one member took all
+        for family, params in ensemble["params"]["members"].items():
+            best_of_family = min(
+                (t for t in board["trials"] if t["family"] == family), key=lambda t: t["scores"][proper]
+            )
+            assert params == best_of_family["params"]
+        assert sum(ensemble["params"]["weights"].values()) == pytest.approx(1.0, abs=1e-5)
+        assert sum(w > 0 for w in ensemble["params"]["weights"].values()) >= 2
+    assert board["winner"]["scores"][proper] == best["scores"][proper]
     artifact = ModelArtifact.load(tmp_path / "model")
-    assert artifact.metadata["winner"]["family"] == best["family"]
+    assert artifact.metadata["winner"]["family"] == board["winner"]["family"]
     assert artifact.schema.feature_names == ["a", "b", "colour"]
+    assert artifact.metadata["budget_exhausted"] is False
+    assert artifact.metadata["trials_completed"] == artifact.metadata["trials_planned"] == 6
 
 
 def test_training_is_reproducible_with_a_fixed_seed(tmp_path: Path) -> None:
@@ -153,7 +165,11 @@ def test_sagemaker_hyperparameters_arrive_as_strings_and_are_decoded(tmp_path: P
     ("problem", "key", "names"),
     [
         ("regression", "regression_metrics", {"mse", "rmse", "mae", "r2"}),
-        ("binary", "binary_classification_metrics", {"accuracy", "f1", "auc", "precision", "recall"}),
+        (
+            "binary",
+            "binary_classification_metrics",
+            {"accuracy", "balanced_accuracy", "f1", "auc", "precision", "recall"},
+        ),
         ("multiclass", "multiclass_classification_metrics", {"accuracy", "weighted_f1", "macro_f1", "weighted_auc"}),
     ],
 )
@@ -166,10 +182,17 @@ def test_evaluation_uses_sagemakers_model_metrics_format(tmp_path: Path, problem
     (root / "model").symlink_to(tmp_path / "model")
     assert evaluate.main(env={"SM_PROCESSING_ROOT": str(root)}) == 0
     report = json.loads((root / "evaluation" / "evaluation.json").read_text())
-    assert set(report) == {key}
+    assert set(report) == {key, "cross_validation_metrics", "model_build"}
+    assert report["model_build"]["budget_exhausted"] is False
+    assert ("decision_threshold" in report["model_build"]) == (problem == "binary")
     scalar = {k for k, v in report[key].items() if "value" in v}
     assert scalar == names
-    assert all(report[key][n]["standard_deviation"] == "NaN" for n in names)
+    assert all(report[key][n]["standard_deviation"] == "NaN" for n in names)  # 36 test rows: too few to bootstrap
+    metadata = json.loads((tmp_path / "model" / "metadata.json").read_text())
+    cv = report["cross_validation_metrics"]
+    proper = metadata["selection_metric"]
+    assert cv[proper]["value"] == metadata["winner"]["cv_scores"][proper]
+    assert cv[proper]["standard_deviation"] == pytest.approx(np.std(metadata["winner"]["cv_fold_losses"], ddof=1))
     if problem == "regression":
         assert report[key]["rmse"]["value"] == pytest.approx(report[key]["mse"]["value"] ** 0.5)
         assert report[key]["r2"]["value"] > 0.8  # the synthetic signal is learnable
