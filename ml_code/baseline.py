@@ -13,9 +13,8 @@ the value for regression, the label for classifiers), then the input features in
 the target itself is not profiled. ``python -m ml_code.monitor`` reads the same layout, so one
 baseline serves both Model Monitor and the platform's own check.
 
-Without a model in /opt/ml/processing/model the step still writes a features-only baseline (and
-says so on stderr): captured data would then be compared one column off, so the pipeline must give
-the step the trained model.
+Without a model in /opt/ml/processing/model the step fails and says why: a features-only baseline
+would compare captured data one column off. The pipeline and ``local_run`` give it the trained model.
 """
 
 from __future__ import annotations
@@ -245,16 +244,12 @@ def main(env: Mapping[str, str] | None = None) -> int:
         if not (train_dir / "schema.json").is_file():
             raise DataValidationError(f"{train_dir}: schema.json is missing (the preprocess step writes it)")
         train_file = combine_inputs(train_dir)
-        with_model = _has_model(model_dir)
-        if not with_model:
-            print(
-                f"warning: {model_dir} has no model: the baseline has no prediction column, so captured data "
-                "(output first, then the features) would be compared one column off",
-                file=sys.stderr,
+        if not _has_model(model_dir):
+            raise DataValidationError(
+                f"{model_dir} has no model: the baseline leads with the model's prediction (captured data is "
+                "output first, then the features), so the step needs the trained model as its 'model' input"
             )
-        write_baseline(
-            train_file, DataSchema.read(train_dir / "schema.json"), root / "baseline", model_dir if with_model else None
-        )
+        write_baseline(train_file, DataSchema.read(train_dir / "schema.json"), root / "baseline", model_dir)
     except (ArtifactError, DataValidationError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

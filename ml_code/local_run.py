@@ -118,9 +118,10 @@ def run(
     _run("evaluate", evaluate.main, jobs, env={"SM_PROCESSING_ROOT": str(ev)})
     shutil.copyfile(ev / "evaluation" / "evaluation.json", output / "evaluation.json")
 
-    # Processing job: data-quality baseline of the training features.
+    # Processing job: data-quality baseline, the model's output first, then the training features.
     bl = jobs / "baseline"
     shutil.copytree(splits / "train", bl / "train")
+    shutil.copytree(model_dir, bl / "model")
     _run("baseline", baseline.main, jobs, env={"SM_PROCESSING_ROOT": str(bl)})
     shutil.rmtree(output / "baseline", ignore_errors=True)
     shutil.copytree(bl / "baseline", output / "baseline")

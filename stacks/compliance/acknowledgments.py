@@ -24,10 +24,13 @@ is never told to skip a check globally.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import aws_cdk as cdk
 from constructs import IConstruct
+
+from stacks.config import EnvironmentConfig
 
 AWS_SOLUTIONS = "AwsSolutions::AwsSolutions"
 NIST = "NIST.800.53.R5::NIST.800.53.R5"
@@ -37,12 +40,18 @@ CHECKOV = "checkov::"
 
 @dataclass(frozen=True)
 class Acknowledgment:
-    """Accepted findings: every (path, finding) pair, for one reason."""
+    """Accepted findings: every (path, finding) pair, for one reason.
+
+    ``only_if`` limits the entry to environments whose config makes the finding exist (a
+    statement present only with a feature on): elsewhere it would silence nothing, which the
+    audit reports as stale.
+    """
 
     stack: str
     paths: tuple[str, ...]
     findings: tuple[str, ...]
     reason: str
+    only_if: Callable[[EnvironmentConfig], bool] | None = None
 
 
 _PERSONA_POLICIES = ("Personas/DataScientistPolicy/Resource", "Personas/MlEngineerPolicy/Resource")
@@ -178,7 +187,6 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
         findings=(
             f"{_IAM5}[Resource::{_SAGEMAKER_ARN}:processing-job/{{prefix}}-model-build-*]",
             f"{_IAM5}[Resource::{_SAGEMAKER_ARN}:training-job/{{prefix}}-model-build-*]",
-            f"{_IAM5}[Resource::{_SAGEMAKER_ARN}:processing-job/{{prefix}}-model-build-spark-preprocess*]",
             f"{_IAM5}[Resource::arn:aws:logs:{{region}}:{{account}}:log-group:/aws/sagemaker/TrainingJobs:"
             "log-stream:{prefix}-model-build-*]",
             f"{_IAM5}[Resource::arn:aws:logs:{{region}}:{{account}}:log-group:/aws/sagemaker/ProcessingJobs:"
@@ -191,6 +199,18 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
             "security group and the data key, and network isolation for all but the Spark preprocess (which "
             "reads S3 itself, through the endpoint policy's perimeter) when spark_preprocessing is on."
         ),
+    ),
+    Acknowledgment(
+        stack="ModelBuild",
+        paths=("Execution/Policy/Resource",),
+        findings=(f"{_IAM5}[Resource::{_SAGEMAKER_ARN}:processing-job/{{prefix}}-model-build-spark-preprocess*]",),
+        reason=(
+            "With spark_preprocessing on, the Spark preprocess job (named <pipeline>-spark-preprocess plus the "
+            "suffix SageMaker adds) may run without network isolation, because Spark reads and writes S3 itself, "
+            "through the S3 endpoint's perimeter; it still needs this environment's subnets, job security group "
+            "and data key."
+        ),
+        only_if=lambda config: config.model_build is not None and config.model_build.pipeline.spark_preprocessing,
     ),
     Acknowledgment(
         stack="ModelBuild",
@@ -317,9 +337,10 @@ def apply_acknowledgments(stage: cdk.Stage, placeholders: dict[str, str]) -> set
     """
     used: set[tuple[int, str, str]] = set()
     checkov_skips: dict[str, tuple[cdk.CfnResource, list[dict[str, str]]]] = {}
+    config: EnvironmentConfig | None = getattr(stage, "config", None)
     for index, ack in enumerate(ACKNOWLEDGMENTS):
         stack = stage.node.try_find_child(ack.stack)
-        if stack is None:
+        if stack is None or (ack.only_if is not None and (config is None or not ack.only_if(config))):
             continue
         for path in ack.paths:
             target = _find(stack, path)

@@ -41,7 +41,8 @@ def test_local_run_writes_the_documented_outputs(trained_run) -> None:
     rmse = json.loads((out / "evaluation.json").read_text())["regression_metrics"]["rmse"]["value"]
     assert 1.5 < rmse < 2.6  # Abalone's ring count: ~2.1 is typical for a good model
     stats = json.loads((out / "baseline" / "statistics.json").read_text())
-    assert [f["name"] for f in stats["features"]][:2] == ["sex", "length"]
+    # Model Monitor's layout: the model's output first, then the features in training order.
+    assert [f["name"] for f in stats["features"]][:3] == ["predicted_rings", "sex", "length"]
     assert "rings" not in [f["name"] for f in stats["features"]]
 
 

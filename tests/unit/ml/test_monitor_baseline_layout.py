@@ -41,7 +41,7 @@ def test_a_feature_named_like_the_prediction_column_is_refused() -> None:
         baseline.build_baseline(pd.DataFrame({"predicted_rings": [1.0]}), schema, pd.Series([2.0]))
 
 
-def test_without_a_model_the_step_says_the_layout_lacks_the_output(
+def test_without_a_model_the_step_fails_and_says_the_layout_needs_the_output(
     tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     train = tmp_path / "train"
@@ -50,10 +50,9 @@ def test_without_a_model_the_step_says_the_layout_lacks_the_output(
         train / "train.csv", index=False
     )
     SCHEMA.write(train / "schema.json")
-    assert baseline.main(env={"SM_PROCESSING_ROOT": str(tmp_path)}) == 0
-    assert "has no model: the baseline has no prediction column" in capsys.readouterr().err
-    statistics = json.loads((tmp_path / "baseline" / "statistics.json").read_text())
-    assert [f["name"] for f in statistics["features"]] == ["sex", "length"]
+    assert baseline.main(env={"SM_PROCESSING_ROOT": str(tmp_path)}) == 1
+    assert "has no model: the baseline leads with the model's prediction" in capsys.readouterr().err
+    assert not (tmp_path / "baseline" / "statistics.json").exists()
 
 
 def test_a_model_directory_without_a_model_is_an_error_naming_it(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -211,8 +211,10 @@ def test_evaluate_reads_a_model_tarball_as_sagemaker_mounts_it(tmp_path: Path) -
     with tarfile.open(model_input / "model.tar.gz", "w:gz") as archive:
         for f in (tmp_path / "model").iterdir():
             archive.add(f, arcname=f.name)
-    report = evaluate.evaluate(model_input, splits / "test" / "test.csv")
-    assert "regression_metrics" in report
+    from_tarball = evaluate.evaluate(model_input, splits / "test" / "test.csv")
+    # The same model evaluates to the same report whether SageMaker hands it packed or unpacked.
+    assert from_tarball == evaluate.evaluate(tmp_path / "model", splits / "test" / "test.csv")
+    assert from_tarball["regression_metrics"]["rmse"]["value"] > 0
 
 
 def test_evaluate_rejects_a_directory_without_a_model(tmp_path: Path) -> None:
@@ -222,15 +224,18 @@ def test_evaluate_rejects_a_directory_without_a_model(tmp_path: Path) -> None:
 
 def test_baseline_matches_model_monitor_formats(tmp_path: Path) -> None:
     splits = _split(tmp_path, "binary")
+    _train(tmp_path, splits, "binary")
     root = tmp_path / "bl"
     root.mkdir()
     (root / "train").symlink_to(splits / "train")
+    (root / "model").symlink_to(tmp_path / "model")
     assert baseline.main(env={"SM_PROCESSING_ROOT": str(root)}) == 0
     stats = json.loads((root / "baseline" / "statistics.json").read_text())
     cons = json.loads((root / "baseline" / "constraints.json").read_text())
     assert stats["version"] == 0.0 and stats["dataset"]["item_count"] == 168
     by_name = {f["name"]: f for f in stats["features"]}
-    assert list(by_name) == ["a", "b", "colour"]  # features only, training order, no target
+    # The model's output first, then the features in training order; no target.
+    assert list(by_name) == ["predicted_y", "a", "b", "colour"]
     a = by_name["a"]
     assert a["inferred_type"] == "Fractional"
     num = a["numerical_statistics"]
