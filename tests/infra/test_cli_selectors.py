@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -80,8 +81,8 @@ def assembly(four_environments: Path, tmp_path_factory: pytest.TempPathFactory) 
 
 
 def _listed(stdout: str) -> list[str]:
-    # `cdk ls` prints "<display name> (<stack name>)" per stack.
-    return [line.split(" ")[0] for line in stdout.splitlines() if line.strip()]
+    # `cdk ls` prints "<display name> (<stack name>)" per stack; make may print its own lines around it.
+    return [line.split(" ")[0] for line in stdout.splitlines() if re.match(r"^[\w-]+/[\w-]+ \(", line)]
 
 
 @pytest.mark.parametrize("environment", ENVIRONMENTS)
@@ -111,7 +112,7 @@ def test_make_ls_lists_a_fourth_environment_from_its_config_dir(four_environment
     result = _run(["make", "ls", "ENV=qa", f"CONFIG_DIR={four_environments}", f"CDK_ARGS=--output {out}"], tmp_path)
     assert result.returncode == 0, result.stderr
     assert "--no-notices" in result.stdout
-    assert _listed(result.stdout.split("\n", 1)[1]) == [f"qa/{stack}" for stack in STACKS]
+    assert _listed(result.stdout) == [f"qa/{stack}" for stack in STACKS]
 
 
 def test_make_ls_of_an_environment_without_a_file_names_it(tmp_path: Path) -> None:

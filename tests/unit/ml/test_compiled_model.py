@@ -92,7 +92,7 @@ def test_a_value_too_large_to_scale_names_its_row_and_column() -> None:
     frame = make_frame("regression", rows=200, seed=2)
     frame["a"] = frame["a"] * 0.01
     schema = DataSchema("y", ProblemType.REGRESSION, SCHEMA_FEATURES)
-    pipeline = build_candidate(schema, "linear", {"alpha": 1.0}, seed=3, n_jobs=1)
+    pipeline = build_candidate(schema, "linear", {"penalty": 1e-3}, seed=3, n_jobs=1)
     pipeline.fit(frame[["a", "b", "colour"]], frame["y"].to_numpy())
     # When a finite value scales past float64's range, Then the error names its row and column
     rows = [[0.001, 5.0, "red"], [1e308, 1.0, "red"]]

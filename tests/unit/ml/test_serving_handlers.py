@@ -32,7 +32,7 @@ def _save(tmp_path: Path, problem: str, metadata: dict | None = None) -> tuple[P
     classes = tuple(sorted(frame["y"].unique())) if problem != "regression" else ()
     schema = DataSchema("y", ProblemType(problem), FEATURES, classes)
     y = frame["y"].map({c: i for i, c in enumerate(classes)}) if classes else frame["y"]
-    pipeline = build_candidate(schema, "linear", {"alpha": 1.0}, seed=3, n_jobs=1)
+    pipeline = build_candidate(schema, "linear", {"penalty": 1 / 300}, seed=3, n_jobs=1)  # C = 1 on 300 rows
     pipeline.fit(frame[["a", "b", "colour"]], y.to_numpy())
     artifact = ModelArtifact(pipeline, schema, metadata or {})
     model_dir = tmp_path / problem
@@ -47,10 +47,10 @@ def _body(rows: int = 200) -> tuple[bytes, np.ndarray]:
 
 
 def test_binary_labels_follow_the_decision_threshold_in_metadata(tmp_path: Path) -> None:
-    # Given the same fitted classifier saved without a threshold and with decision_threshold 0.8
+    # Given the same fitted classifier saved without a threshold and with decision_threshold 0.99
     default_dir, artifact = _save(tmp_path, "binary")
     strict_dir = tmp_path / "strict"
-    ModelArtifact(artifact.pipeline, artifact.schema, {"decision_threshold": 0.8}).save(strict_dir)
+    ModelArtifact(artifact.pipeline, artifact.schema, {"decision_threshold": 0.99}).save(strict_dir)
     body, frame = _body()
     p_positive = artifact.pipeline.predict_proba(frame[["a", "b", "colour"]])[:, 1]
     labels = np.asarray(artifact.schema.classes)
@@ -61,7 +61,7 @@ def test_binary_labels_follow_the_decision_threshold_in_metadata(tmp_path: Path)
         served[name] = np.asarray(predict_fn(input_fn(body, CSV, model), model).labels)
     # Then the positive class is chosen when P(positive) >= the threshold (0.5 when absent)
     np.testing.assert_array_equal(served["default"], labels[(p_positive >= 0.5).astype(int)])
-    np.testing.assert_array_equal(served["strict"], labels[(p_positive >= 0.8).astype(int)])
+    np.testing.assert_array_equal(served["strict"], labels[(p_positive >= 0.99).astype(int)])
     assert (served["default"] != served["strict"]).sum() > 10  # the threshold really changed answers
 
 
