@@ -27,7 +27,7 @@ help:
 	@echo "make pipeline-definition  each environment's SageMaker Pipeline JSON into cdk.out/pipelines/, offline"
 	@echo "make test      unit, infra and integration tests, determinism, cfn-lint, checkov"
 	@echo "make audit     after synth: build/audit/<env>/ index.html, report.md, findings.sarif (BASELINE=old/build/audit to compare)"
-	@echo "make demo      install, synth, and print what was built"
+	@echo "make demo      install, synthesize every environment behind the compliance gate and summarize it, then train on the sample data, serve the model and send it requests"
 	@echo "make bench     run the benchmarks in bench/ (serving needs wrk; monitor sets up .venv-bench)"
 	@echo "make ls ENV=dev       list one environment's stacks (offline; without ENV: every environment's)"
 	@echo "make diff ENV=dev     compare one environment with what is deployed (needs AWS credentials)"
