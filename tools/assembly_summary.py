@@ -20,6 +20,7 @@ class StackSummary:
     """What one synthesized template holds."""
 
     name: str
+    path: str = ""  # the stack's construct path, e.g. dev/Foundation
     resources: Counter[str] = field(default_factory=Counter)
     nag_acknowledged: int = 0
     checkov_skipped: int = 0
@@ -33,6 +34,7 @@ def read_assembly(outdir: Path) -> dict[str, list[StackSummary]]:
         FileNotFoundError: ``outdir`` holds no cloud assembly.
     """
     manifest = json.loads((outdir / "manifest.json").read_text(encoding="utf-8"))
+    acknowledged = acknowledged_findings(outdir)
     environments: dict[str, list[StackSummary]] = {}
     for artifact in manifest["artifacts"].values():
         if artifact["type"] != "cdk:cloud-assembly":
@@ -40,7 +42,26 @@ def read_assembly(outdir: Path) -> dict[str, list[StackSummary]]:
         nested = outdir / artifact["properties"]["directoryName"]
         env_name = artifact["properties"].get("displayName", nested.name.removeprefix("assembly-"))
         environments[env_name] = _read_stacks(nested)
+        for stack in environments[env_name]:
+            stack.nag_acknowledged = acknowledged[stack.path]
     return dict(sorted(environments.items(), key=lambda item: _ORDER.get(item[0], 99)))
+
+
+def acknowledged_findings(outdir: Path) -> Counter[str]:
+    """Findings the cdk-nag packs reported as acknowledged, by stack path (``dev/Foundation``).
+
+    Counted from what the packs themselves report (``validation-report.json``), not from template
+    metadata, which also carries CDK's own validation acknowledgments.
+    """
+    report_file = outdir / "validation-report.json"
+    counts: Counter[str] = Counter()
+    if not report_file.is_file():
+        return counts
+    for plugin in json.loads(report_file.read_text(encoding="utf-8")).get("pluginReports", []):
+        for finding in plugin.get("suppressedViolations", []):
+            for construct in finding.get("violatingConstructs", []):
+                counts["/".join(construct["constructPath"].split("/")[:2])] += 1
+    return counts
 
 
 _ORDER = {"dev": 0, "staging": 1, "prod": 2}
@@ -53,12 +74,14 @@ def _read_stacks(assembly: Path) -> list[StackSummary]:
         if artifact["type"] != "aws:cloudformation:stack":
             continue
         template = json.loads((assembly / artifact["properties"]["templateFile"]).read_text(encoding="utf-8"))
-        summary = StackSummary(name=artifact["properties"].get("stackName", artifact["displayName"]), template=template)
+        summary = StackSummary(
+            name=artifact["properties"].get("stackName", artifact["displayName"]),
+            path=artifact.get("displayName", ""),
+            template=template,
+        )
         for resource in template.get("Resources", {}).values():
             summary.resources[resource["Type"]] += 1
-            metadata = resource.get("Metadata", {})
-            summary.nag_acknowledged += len(metadata.get("cdk_nag", {}).get("rules_to_suppress", []))
-            summary.checkov_skipped += len(metadata.get("checkov", {}).get("skip", []))
+            summary.checkov_skipped += len(resource.get("Metadata", {}).get("checkov", {}).get("skip", []))
         stacks.append(summary)
     return sorted(stacks, key=lambda s: s.name)
 
