@@ -15,7 +15,11 @@ def _finding(*paths: str) -> dict:
 def test_each_acknowledged_finding_counts_once_per_construct_under_its_stack(tmp_path: Path) -> None:
     report = {
         "pluginReports": [
-            {"pluginName": "AwsSolutions", "violations": [], "suppressedViolations": [_finding("dev/Studio/A/Resource")]},
+            {
+                "pluginName": "AwsSolutions",
+                "violations": [],
+                "suppressedViolations": [_finding("dev/Studio/A/Resource")],
+            },
             {
                 "pluginName": "HIPAA.Security",
                 "violations": [],
