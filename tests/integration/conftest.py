@@ -6,6 +6,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -68,11 +69,13 @@ def moto_endpoint() -> Iterator[str]:
     server.stop()
 
 
-def aws_client(service: str, endpoint: str | None):
+def aws_client(service: str, endpoint: str | None, **kwargs: Any):
+    """A boto3 client for the local AWS API server (or, with no endpoint, for botocore's Stubber)."""
     return boto3.client(
         service,
         endpoint_url=endpoint,
         region_name=REGION,
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
+        **kwargs,
     )

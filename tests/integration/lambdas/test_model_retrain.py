@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 from hypothesis import HealthCheck, given, settings
@@ -25,21 +24,15 @@ from model_retrain import handler
 from model_retrain.events import AlarmStateChange, Settings
 from model_retrain.retrain import Retrainer, RetrainError
 
-REGION = "eu-west-1"
+from tests.integration.conftest import REGION, aws_client
+
 ENDPOINT = "mlops-dev-endpoint"
 PIPELINE = "mlops-dev-model-build"
 ACCOUNT = "123456789012"  # moto's default account
 
 
 def _client(service: str, endpoint: str, **kwargs: Any) -> Any:
-    return boto3.client(
-        service,
-        endpoint_url=endpoint,
-        region_name=REGION,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        **kwargs,
-    )
+    return aws_client(service, endpoint, **kwargs)
 
 
 @dataclass
