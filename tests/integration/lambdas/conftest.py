@@ -140,3 +140,18 @@ def silent_server_url() -> Iterator[str]:
     listener.listen(16)
     yield f"https://127.0.0.1:{listener.getsockname()[1]}/response"
     listener.close()
+
+
+class Clock:
+    """A fake clock for deadlines and backoff: sleeping advances it and records the wait."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+    def __call__(self) -> float:
+        return self.now

@@ -24,6 +24,7 @@ from studio_teardown.teardown import Teardown, TeardownTimeout, UnexpectedListin
 from urllib3.util import Timeout
 
 from tests.integration.conftest import REGION, aws_client
+from tests.integration.lambdas.conftest import Clock
 
 STUBBED = {"list_apps", "delete_app", "list_spaces", "delete_space", "list_user_profiles", "delete_user_profile"}
 
@@ -80,19 +81,6 @@ def _event(sink, domain_id: str, request_type: str = "Delete", **props: str) -> 
 
 def _app(domain: str, name: str, status: str, **owner: str) -> dict[str, Any]:
     return {"DomainId": domain, "AppType": "JupyterLab", "AppName": name, "Status": status, **owner}
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_delete_empties_the_domain_then_deletes_it_and_answers_cloudformation(sagemaker, response_sink) -> None:

@@ -23,6 +23,7 @@ from studio_teardown.handler import handle
 from studio_teardown.teardown import Teardown, TeardownTimeout
 
 from tests.integration.conftest import aws_client
+from tests.integration.lambdas.conftest import Clock
 
 URL = "https://cloudformation-custom-resource-response-euwest1.s3.eu-west-1.amazonaws.com/r?X-Amz-Signature=a%2F"
 ENVELOPE_KEYS = (
@@ -199,16 +200,3 @@ def test_throttling_backoff_never_sleeps_past_the_deadline(deadline: float, thro
     else:
         # Stopped only because the next wait would have crossed the deadline.
         assert clock.now + min(2.0 ** len(clock.sleeps), 20.0) > deadline or clock.now >= deadline
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-    def __call__(self) -> float:
-        return self.now
