@@ -73,6 +73,32 @@ def encrypted_log_group(
     )
 
 
+def deny_all_but(
+    config: EnvironmentConfig,
+    *,
+    sid: str,
+    actions: list[str],
+    allowed_arns: list[str],
+    resources: list[str] | None = None,
+) -> iam.PolicyStatement:
+    """A resource-policy statement refusing ``actions`` to every principal but ``allowed_arns``.
+
+    Multi-account, the tooling account's principals are exempt too: CI runs there under its own
+    role names. Bucket and repository policies both guard what CI reads this way.
+    """
+    conditions: dict[str, dict[str, object]] = {"ArnNotEquals": {"aws:PrincipalArn": allowed_arns}}
+    if config.tooling_account:
+        conditions["StringNotEquals"] = {"aws:PrincipalAccount": config.tooling_account}
+    return iam.PolicyStatement(
+        sid=sid,
+        effect=iam.Effect.DENY,
+        principals=[iam.AnyPrincipal()],
+        actions=actions,
+        resources=resources,
+        conditions=conditions,
+    )
+
+
 def log_retention(days: int) -> logs.RetentionDays:
     """CDK's enum member for a CloudWatch retention period that config has validated."""
     members = [member for member in logs.RetentionDays if member is not logs.RetentionDays.INFINITE]

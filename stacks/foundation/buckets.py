@@ -9,7 +9,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from stacks.config import EnvironmentConfig, RemovalPolicyName
-from stacks.platform_stack import removal_policy
+from stacks.platform_stack import deny_all_but, removal_policy
 from stacks.principals import artifact_writer_arns, ci_protected_prefixes
 
 
@@ -149,17 +149,12 @@ def _require_the_data_key(bucket: s3.IBucket, key: kms.IKey) -> None:
 def _only_ci_writes_what_ci_reads(bucket: s3.IBucket, config: EnvironmentConfig) -> None:
     """CodePipeline's source artifacts and the SageMaker Pipeline's code and outputs (which registered
     model packages point to) are written by CI and the pipeline's job role only, whatever IAM grants."""
-    conditions: dict[str, dict[str, object]] = {"ArnNotEquals": {"aws:PrincipalArn": artifact_writer_arns(config)}}
-    if config.tooling_account:
-        # Multi-account, CI runs in the tooling account (its own roles, named there).
-        conditions["StringNotEquals"] = {"aws:PrincipalAccount": config.tooling_account}
     bucket.add_to_resource_policy(
-        iam.PolicyStatement(
+        deny_all_but(
+            config,
             sid="OnlyCiWritesCiAndRegistryPaths",
-            effect=iam.Effect.DENY,
-            principals=[iam.AnyPrincipal()],
             actions=["s3:PutObject"],
+            allowed_arns=artifact_writer_arns(config),
             resources=[bucket.arn_for_objects(f"{prefix}/*") for prefix in ci_protected_prefixes(config)],
-            conditions=conditions,
         )
     )

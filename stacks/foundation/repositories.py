@@ -9,7 +9,7 @@ from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from stacks.config import EnvironmentConfig, RemovalPolicyName
-from stacks.platform_stack import removal_policy
+from stacks.platform_stack import deny_all_but, removal_policy
 from stacks.principals import image_pusher_arns
 
 PUSH_ACTIONS = ["ecr:PutImage", "ecr:InitiateLayerUpload", "ecr:UploadLayerPart", "ecr:CompleteLayerUpload"]
@@ -48,17 +48,8 @@ class ImageRepositories(Construct):
             )
             # CI skips a build when the content-hash tag exists, so whoever could push a tag first
             # would choose what CI ships: only CI pushes (tags are immutable, so nobody overwrites).
-            conditions: dict[str, dict[str, object]] = {"ArnNotEquals": {"aws:PrincipalArn": image_pusher_arns(config)}}
-            if config.tooling_account:
-                conditions["StringNotEquals"] = {"aws:PrincipalAccount": config.tooling_account}
             repo.add_to_resource_policy(
-                iam.PolicyStatement(
-                    sid="OnlyCiPushes",
-                    effect=iam.Effect.DENY,
-                    principals=[iam.AnyPrincipal()],
-                    actions=PUSH_ACTIONS,
-                    conditions=conditions,
-                )
+                deny_all_but(config, sid="OnlyCiPushes", actions=PUSH_ACTIONS, allowed_arns=image_pusher_arns(config))
             )
             if config.tooling_account:
                 # Images are built once in the tooling account and promoted through environments.
