@@ -15,7 +15,7 @@ from pipelines.definition import PipelineSettings
 from stacks.config import EnvironmentConfig
 
 # Discovery parameters the pipeline reads (published by the foundation and model-build stacks;
-# tests/infra checks that every reference in a definition is published by a template).
+# tests/infra/test_discovery.py checks that every reference in a definition is published).
 DATA_KEY = "foundation/kms/data-key-arn"
 DATA_BUCKET = "foundation/s3/data-bucket"
 ARTIFACTS_BUCKET = "foundation/s3/artifacts-bucket"
