@@ -79,3 +79,23 @@ def aws_client(service: str, endpoint: str | None, **kwargs: Any):
         aws_secret_access_key="testing",
         **kwargs,
     )
+
+
+def publish_discovery(ssm: Any, prefix: str, region: str = REGION) -> None:
+    """Put what the foundation and model-build stacks publish for environment ``prefix``.
+
+    The values are ones no config could derive (``published-...``): a runner that guessed names
+    instead of reading these would use different ones.
+    """
+    registry = f"111111111111.dkr.ecr.{region}.amazonaws.com/{prefix}"
+    for key, value in {
+        "foundation/kms/data-key-arn": f"arn:aws:kms:{region}:111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+        "foundation/network/private-subnet-ids": "subnet-0aaa,subnet-0bbb",
+        "foundation/s3/data-bucket": f"published-data-{prefix}",
+        "foundation/s3/artifacts-bucket": f"published-artifacts-{prefix}",
+        "foundation/ecr/training-repository-uri": f"{registry}/tr",
+        "foundation/ecr/inference-repository-uri": f"{registry}/in",
+        "model-build/job-security-group-id": "sg-0ccc",
+        "model-build/pipeline-role-arn": f"arn:aws:iam::111111111111:role/published-{prefix}",
+    }.items():
+        ssm.put_parameter(Name=f"/{prefix}/{key}", Value=value, Type="String", Overwrite=True)

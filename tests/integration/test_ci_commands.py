@@ -24,7 +24,7 @@ import boto3
 import pytest
 import yaml
 
-from tests.integration.conftest import ROOT, aws_client
+from tests.integration.conftest import ROOT, aws_client, publish_discovery
 
 pytestmark = pytest.mark.slow
 WORKFLOW = ROOT / "examples" / "github-actions" / "model-build.yml"
@@ -123,26 +123,18 @@ def _aws(moto_endpoint: str) -> dict[str, str]:
 
 
 def _publish_discovery(moto_endpoint: str, prefix: str, region: str) -> None:
-    """What the foundation and model-build stacks would have published in this account."""
-    ssm = boto3.client(
-        "ssm",
-        endpoint_url=moto_endpoint,
-        region_name=region,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
+    """What the foundation and model-build stacks would have published in this account and region."""
+    publish_discovery(
+        boto3.client(
+            "ssm",
+            endpoint_url=moto_endpoint,
+            region_name=region,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        ),
+        prefix,
+        region,
     )
-    registry = f"111111111111.dkr.ecr.{region}.amazonaws.com/{prefix}"
-    for key, value in {
-        "foundation/kms/data-key-arn": f"arn:aws:kms:{region}:111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab",
-        "foundation/network/private-subnet-ids": "subnet-0aaa,subnet-0bbb",
-        "foundation/s3/data-bucket": f"{prefix}-data",
-        "foundation/s3/artifacts-bucket": f"{prefix}-artifacts",
-        "foundation/ecr/training-repository-uri": f"{registry}/training",
-        "foundation/ecr/inference-repository-uri": f"{registry}/inference",
-        "model-build/job-security-group-id": "sg-0ccc",
-        "model-build/pipeline-role-arn": f"arn:aws:iam::111111111111:role/{prefix}-sagemaker-pipeline",
-    }.items():
-        ssm.put_parameter(Name=f"/{prefix}/{key}", Value=value, Type="String", Overwrite=True)
 
 
 def test_codebuild_unit_test_stage_passes_in_a_fresh_environment(single_account, fresh, checkout) -> None:
@@ -164,7 +156,7 @@ def test_codebuild_train_stage_upserts_and_starts_the_pipeline_from_a_fresh_envi
     assert "pipeline mlops-dev-model-build" in result.stdout
     sagemaker = aws_client("sagemaker", moto_endpoint)
     definition = sagemaker.describe_pipeline(PipelineName="mlops-dev-model-build")["PipelineDefinition"]
-    assert "{{ssm" not in definition and "mlops-dev-artifacts" in definition
+    assert "{{ssm" not in definition and "published-artifacts-mlops-dev" in definition
 
 
 def test_the_image_tag_needs_only_the_standard_library(checkout, tmp_path: Path) -> None:

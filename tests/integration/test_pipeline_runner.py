@@ -20,10 +20,9 @@ from botocore.stub import Stubber
 from pipelines import run as runner
 from pipelines.parameters import ParameterError
 from stacks.config import load_config
-from tests.integration.conftest import ROOT, aws_client
+from tests.integration.conftest import ROOT, aws_client, publish_discovery
 
 TAG = "sha-feedfacecafebeef"
-KEY_ID = "1234abcd-12ab-34cd-56ef-1234567890ab"
 REGISTRY = "111111111111.dkr.ecr.eu-west-1.amazonaws.com"
 
 
@@ -33,18 +32,7 @@ def clients(moto_endpoint):
 
 
 def _discovery(ssm, prefix: str) -> None:
-    values = {
-        f"/{prefix}/foundation/kms/data-key-arn": f"arn:aws:kms:eu-west-1:111111111111:key/{KEY_ID}",
-        f"/{prefix}/foundation/network/private-subnet-ids": "subnet-0aaa,subnet-0bbb",
-        f"/{prefix}/foundation/s3/data-bucket": f"published-data-{prefix}",
-        f"/{prefix}/foundation/s3/artifacts-bucket": f"published-artifacts-{prefix}",
-        f"/{prefix}/foundation/ecr/training-repository-uri": f"{REGISTRY}/{prefix}/tr",
-        f"/{prefix}/foundation/ecr/inference-repository-uri": f"{REGISTRY}/{prefix}/in",
-        f"/{prefix}/model-build/job-security-group-id": "sg-0ccc",
-        f"/{prefix}/model-build/pipeline-role-arn": f"arn:aws:iam::111111111111:role/published-{prefix}",
-    }
-    for name, value in values.items():
-        ssm.put_parameter(Name=name, Value=value, Type="String", Overwrite=True)
+    publish_discovery(ssm, prefix)
 
 
 def _config(name: str = "dev", prefix: str = "mlops-dev"):
