@@ -22,7 +22,7 @@ from botocore.exceptions import ClientError
 
 from model_retrain.events import AlarmStateChange, ProcessingJobStateChange, Settings
 
-Action = Literal["started", "skipped_cooldown", "ignored", "monitoring_failed"]
+Action = Literal["started", "start_failed", "skipped_cooldown", "ignored", "monitoring_failed"]
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ class Retrainer:
             arn = self._start(event.id, why)
         except ClientError as exc:
             self._release_cooldown(model, event.id)
-            failed = Decision("started", model, f"retrain failed to start: {exc}; {why}")
+            failed = Decision("start_failed", model, f"retrain failed to start: {exc}; {why}")
             self._notify(failed, subject="Retrain FAILED to start")
             raise RetrainError(failed.reason) from exc
         decision = Decision("started", model, why, arn)

@@ -274,7 +274,7 @@ def test_a_start_that_keeps_failing_releases_the_cooldown_and_notifies(world: Wo
     with pytest.raises(RetrainError, match="retrain failed to start"):
         world.retrainer(sagemaker=sagemaker).on_alarm(_parse(alarm_event(endpoint)))
     (note,) = world.notifications()
-    assert note["subject"] == "Retrain FAILED to start"
+    assert note["subject"] == "Retrain FAILED to start" and note["action"] == "start_failed"
     # The cooldown was released: the retry (or the next alarm) starts the retrain.
     assert world.retrainer().on_alarm(_parse(alarm_event(endpoint))).action == "started"
 
