@@ -16,7 +16,7 @@ from pathlib import Path
 
 import aws_cdk as cdk
 
-from stacks.config import ConfigError, load_environments
+from stacks.config import ConfigError, load_environments, load_promotions
 from stacks.stage import EnvironmentStage
 
 ROOT = Path(__file__).resolve().parent
@@ -59,7 +59,9 @@ def build_app(app: cdk.App) -> list[EnvironmentStage]:
     if not config_dir.is_absolute():
         config_dir = ROOT / config_dir
     configs = load_environments(config_dir, app.node.try_get_context("env"))
-    return [EnvironmentStage(app, config) for config in configs]
+    # Deploys link environments (a registry and the endpoints it feeds): each stage needs the others' names.
+    promotions = load_promotions(config_dir)
+    return [EnvironmentStage(app, config, promotion=promotions[config.name]) for config in configs]
 
 
 def main() -> None:

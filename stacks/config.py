@@ -10,6 +10,7 @@ import ipaddress
 import math
 import re
 import typing
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -342,6 +343,163 @@ class ModelBuild(_Strict):
     pipeline: PipelineDefaults = Field(default_factory=lambda: PipelineDefaults.model_validate({}))
 
 
+# --- deploy, endpoints and monitoring (issues 14 and 10) ---
+# The endpoint's one production variant. Deployment guardrails (blue/green) need the same variant name in
+# the new endpoint config, and autoscaling is registered on it: it never changes.
+ENDPOINT_VARIANT = "primary"
+SERVERLESS_MEMORY_MB = (1024, 2048, 3072, 4096, 5120, 6144)
+EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+
+
+class EndpointKind(StrEnum):
+    """Real-time instances (autoscaled, captured, monitored) or serverless (nothing idle, nothing captured)."""
+
+    INSTANCE = "instance"
+    SERVERLESS = "serverless"
+
+
+class Autoscaling(_Strict):
+    """Target tracking on invocations per instance, on the fixed variant (it survives updates)."""
+
+    min_instances: int = Field(default=1, ge=1, le=100)
+    max_instances: int = Field(default=2, ge=1, le=100)
+    # SageMakerVariantInvocationsPerInstance: invocations per instance per minute.
+    invocations_per_instance: int = Field(default=1000, ge=1, le=1_000_000)
+    scale_in_cooldown_seconds: int = Field(default=300, ge=0, le=3600)
+    scale_out_cooldown_seconds: int = Field(default=60, ge=0, le=3600)
+
+    @model_validator(mode="after")
+    def _min_le_max(self) -> Autoscaling:
+        if self.min_instances > self.max_instances:
+            raise CrossFieldError(
+                ("min_instances", "max_instances"),
+                f"min_instances {self.min_instances} is above max_instances {self.max_instances}",
+            )
+        return self
+
+
+class Serverless(_Strict):
+    """A serverless endpoint's size: it costs nothing idle (cold starts instead)."""
+
+    memory_mb: int = 2048
+    max_concurrency: int = Field(default=5, ge=1, le=200)
+
+    @field_validator("memory_mb")
+    @classmethod
+    def _memory_allowed(cls, value: int) -> int:
+        if value not in SERVERLESS_MEMORY_MB:
+            raise ValueError(f"memory_mb must be one of SageMaker's sizes {SERVERLESS_MEMORY_MB}, got {value}")
+        return value
+
+
+class DataCapture(_Strict):
+    """Requests and responses written to the monitoring bucket (with the data key) for the monitor."""
+
+    enabled: bool = True
+    sampling_percentage: int = Field(default=100, ge=1, le=100)
+
+
+class TrafficShift(StrEnum):
+    """How a blue/green update moves traffic to the new fleet (SageMaker deployment guardrails)."""
+
+    CANARY = "canary"
+    LINEAR = "linear"
+    ALL_AT_ONCE = "all_at_once"
+
+
+class Rollout(_Strict):
+    """Blue/green update with automatic rollback on the endpoint's alarms (instance endpoints)."""
+
+    traffic_shift: TrafficShift = TrafficShift.CANARY
+    # Canary: the share of capacity that takes traffic first. Linear: the share added at each step.
+    step_percent: int = Field(default=10, ge=1, le=50)
+    wait_minutes: int = Field(default=5, ge=0, le=60, description="between traffic steps (WaitIntervalInSeconds)")
+    bake_minutes: int = Field(default=10, ge=0, le=60, description="all traffic on green before blue is removed")
+    # Rollback alarms: any invocation 5xx, model latency p99 above this, or 4xx above this share of requests.
+    max_model_latency_ms: int = Field(default=1000, ge=1, le=600_000)
+    max_4xx_percent: float = Field(default=5.0, gt=0, le=100)
+
+
+class SmokeTest(_Strict):
+    """What a deploy checks before a stage counts as deployed: rows from the registered test data."""
+
+    rows: int = Field(default=20, ge=1, le=1000)
+    p95_latency_ms: int = Field(default=500, ge=1, le=60_000)
+
+
+class Endpoint(_Strict):
+    """The environment's real-time endpoint. Its model comes from a deploy, never from this file."""
+
+    kind: EndpointKind = EndpointKind.INSTANCE
+    instance_type: str = Field(default="ml.m5.large", pattern=INSTANCE_TYPE)
+    autoscaling: Autoscaling = Autoscaling()
+    serverless: Serverless = Serverless()
+    data_capture: DataCapture = DataCapture()
+    rollout: Rollout = Rollout()
+    smoke_test: SmokeTest = SmokeTest()
+
+    @model_validator(mode="after")
+    def _serverless_captures_nothing(self) -> Endpoint:
+        if self.kind == EndpointKind.SERVERLESS and self.data_capture.enabled:
+            raise CrossFieldError(
+                ("kind", "data_capture.enabled"),
+                "a serverless endpoint cannot capture data (SageMaker supports no data capture, Model Monitor, "
+                "VPC or KMS volume key on serverless endpoints): set data_capture.enabled: false, or kind: instance",
+            )
+        return self
+
+
+class MonitoringEngine(StrEnum):
+    """Who runs the scheduled drift and quality check: both write the same files and metrics."""
+
+    PLATFORM = "platform"  # ml_code.monitor in a SageMaker Processing job the platform schedules
+    MODEL_MONITOR = "model_monitor"  # SageMaker Model Monitor schedules (accounts that have the service)
+
+
+class Monitoring(_Strict):
+    """Scheduled data-quality (and, with ground truth, model-quality) checks of the endpoint's captured traffic."""
+
+    engine: MonitoringEngine = MonitoringEngine.PLATFORM
+    schedule: Literal["hourly", "daily"] = "hourly"
+    instance_type: str = Field(default="ml.m5.large", pattern=INSTANCE_TYPE)
+    # Model quality alarms when the live metric is worse than the registered evaluation's by more than this share.
+    max_quality_degradation: float = Field(default=0.1, gt=0, le=10)
+    # Alarms start a retrain of the model build that deployed here (see deploy.retrain_cooldown_hours).
+    retrain: bool = True
+
+
+class Deploy(_Strict):
+    """Where this environment's approved models go: its registry feeds these environments' endpoints, in order."""
+
+    stages: list[Annotated[str, Field(pattern=ENVIRONMENT_NAME)]] = Field(min_length=1, max_length=10)
+    # A person approves before these stages (default: the last one, production).
+    approval_before: list[Annotated[str, Field(pattern=ENVIRONMENT_NAME)]] | None = None
+    notify_emails: list[Annotated[str, Field(pattern=EMAIL, max_length=254)]] = []
+    retrain_cooldown_hours: float = Field(default=24.0, gt=0, le=24 * 90)
+
+    @field_validator("stages")
+    @classmethod
+    def _unique_stages(cls, value: list[str]) -> list[str]:
+        repeated = sorted({name for name in value if value.count(name) > 1})
+        if repeated:
+            raise ValueError(f"each environment deploys once: {', '.join(repeated)} repeated")
+        return value
+
+    @model_validator(mode="after")
+    def _approvals_are_stages(self) -> Deploy:
+        unknown = [name for name in self.approval_before or [] if name not in self.stages]
+        if unknown:
+            raise CrossFieldError(
+                ("approval_before", "stages"), f"approval_before names {', '.join(unknown)}, not in stages"
+            )
+        return self
+
+    @property
+    def approvals(self) -> list[str]:
+        """The stages a person approves before (the last stage when approval_before is not given)."""
+        return list(self.approval_before) if self.approval_before is not None else [self.stages[-1]]
+
+
 # CloudWatch Logs accepts only these retention periods.
 LOG_RETENTION_DAYS = (
     1,
@@ -394,6 +552,9 @@ class EnvironmentConfig(_Strict):
     )
     studio: Studio = Studio()
     model_build: ModelBuild | None = None
+    endpoint: Endpoint | None = Field(default=None, description="a real-time endpoint, deployed to by a deploy")
+    monitoring: Monitoring | None = Field(default=None, description="needs an instance endpoint with data capture")
+    deploy: Deploy | None = Field(default=None, description="this registry's approved models go to these stages")
     tags: dict[Annotated[str, Field(min_length=1, max_length=128)], Annotated[str, Field(max_length=256)]] = {}
     # --- security (issue 8) ---
     owns_sagemaker_log_groups: bool = Field(
@@ -433,6 +594,19 @@ class EnvironmentConfig(_Strict):
                     ("networking.availability_zones", "region"),
                     f"availability zone {zone!r} is not in region {self.region!r}",
                 )
+        if self.monitoring is not None:
+            if self.endpoint is None:
+                raise CrossFieldError(("monitoring", "endpoint"), "monitoring needs an endpoint section to monitor")
+            if not self.endpoint.data_capture.enabled:
+                raise CrossFieldError(
+                    ("monitoring", "endpoint.data_capture.enabled"),
+                    "monitoring reads the endpoint's captured traffic: it needs endpoint.data_capture.enabled "
+                    "(and so an instance endpoint; serverless endpoints capture nothing)",
+                )
+        if self.deploy is not None and (self.model_build is None or not self.model_build.enabled):
+            raise CrossFieldError(
+                ("deploy", "model_build"), "deploy sends this environment's registered models: it needs model_build"
+            )
         return self
 
     @property
@@ -497,6 +671,61 @@ class EnvironmentConfig(_Strict):
     def ci_artifact_prefix(self) -> str:
         """Where CodePipeline keeps the CI pipeline's artifacts: the first 20 characters of its name."""
         return self.ci_pipeline_name[:20]
+
+    @property
+    def endpoint_name(self) -> str:
+        """The environment's real-time endpoint: fixed, so updates are in place and autoscaling survives."""
+        return f"{self.name_prefix}-endpoint"
+
+    @property
+    def endpoint_stack_name(self) -> str:
+        """The CloudFormation stack holding the endpoint (a deploy updates its ModelPackageArn parameter)."""
+        return f"{self.name}-Endpoint"
+
+    @property
+    def endpoint_model_role_name(self) -> str:
+        """The role the endpoint's model runs as (reads the model artifact, pulls the image)."""
+        return f"{self.name_prefix}-endpoint-model"
+
+    @property
+    def endpoint_cloudformation_role_name(self) -> str:
+        """The CloudFormation service role a deploy passes when it updates the endpoint stack."""
+        return f"{self.name_prefix}-endpoint-cloudformation"
+
+    @property
+    def endpoint_deployer_role_name(self) -> str:
+        """The role the source environment's deploy assumes to update this environment's endpoint."""
+        return f"{self.name_prefix}-endpoint-deployer"
+
+    @property
+    def deploy_state_machine_name(self) -> str:
+        """The state machine that deploys this environment's approved models to its stages."""
+        return f"{self.name_prefix}-deploy"
+
+    @property
+    def deploy_role_name(self) -> str:
+        """The deploy state machine's role: the one principal the stages' deployer roles trust."""
+        return f"{self.name_prefix}-deploy"
+
+    @property
+    def capture_prefix(self) -> str:
+        """Where, in the monitoring bucket, the endpoint's data capture lands (then endpoint/variant/yyyy/mm/dd/hh)."""
+        return "capture"
+
+    @property
+    def ground_truth_prefix(self) -> str:
+        """Where, in the monitoring bucket, ground-truth labels for the endpoint's inferences are put."""
+        return f"ground-truth/{self.endpoint_name}"
+
+    @property
+    def monitoring_report_prefix(self) -> str:
+        """Where, in the monitoring bucket, each monitoring run writes statistics and violations."""
+        return f"reports/{self.endpoint_name}"
+
+    @property
+    def retrain_function_name(self) -> str:
+        """The function that starts a retrain when a stage's monitoring alarm fires."""
+        return f"{self.name_prefix}-model-retrain"
 
     @property
     def pipeline_code_prefix(self) -> str:
@@ -681,3 +910,56 @@ def _check_across_environments(config_dir: Path, configs: list[EnvironmentConfig
                 f"{account}: an account holds one GitHub OIDC provider; use github_actions in one of them, or "
                 "one account per environment"
             )
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """How approved models move between environments, from the ``deploy`` sections of all config files.
+
+    Attributes:
+        source: the environment whose registry deploys to this one's endpoint (itself, another, or None).
+        stages: the environments this one's registry deploys to, in order (empty without ``deploy``).
+    """
+
+    source: EnvironmentConfig | None = None
+    stages: tuple[EnvironmentConfig, ...] = ()
+
+
+def load_promotions(config_dir: Path) -> dict[str, Promotion]:
+    """Link every environment in ``config_dir`` to the registry that deploys to it and the stages it deploys to.
+
+    Both ends need the other's names and accounts at synth (trusts, grants), so every file is read,
+    also when one environment is selected.
+
+    Raises:
+        ConfigError: a stage that does not exist, has no endpoint, is in another region, or is fed by
+            two registries; or any invalid file.
+    """
+    configs = {config.name: config for config in load_environments(config_dir)}
+    sources: dict[str, str] = {}
+    stages: dict[str, tuple[EnvironmentConfig, ...]] = {}
+    for config in configs.values():
+        if config.deploy is None:
+            continue
+        where = f"{config_dir / (config.name + '.yaml')}: deploy.stages"
+        for name in config.deploy.stages:
+            stage = configs.get(name)
+            if stage is None:
+                raise ConfigError(f"{where}: no environment {name!r} (environments: {', '.join(configs)})")
+            if stage.endpoint is None:
+                raise ConfigError(f"{where}: {name} has no endpoint section to deploy to")
+            if stage.region != config.region:
+                raise ConfigError(
+                    f"{where}: {name} is in {stage.region}, the registry in {config.region}: a model package "
+                    "deploys within its region (copy the model to the other region's registry instead)"
+                )
+            if name in sources:
+                raise ConfigError(
+                    f"{where}: {name} is already deployed to by {sources[name]}; an endpoint has one registry"
+                )
+            sources[name] = config.name
+        stages[config.name] = tuple(configs[name] for name in config.deploy.stages)
+    return {
+        name: Promotion(source=configs[sources[name]] if name in sources else None, stages=stages.get(name, ()))
+        for name in configs
+    }

@@ -6,7 +6,7 @@ import aws_cdk as cdk
 from constructs import Construct
 
 from stacks.compliance.gate import attach_compliance_gate
-from stacks.config import EnvironmentConfig
+from stacks.config import EnvironmentConfig, Promotion
 from stacks.foundation.stack import FoundationStack
 from stacks.model_build.stack import ModelBuildStack
 from stacks.studio.stack import StudioStack
@@ -15,9 +15,11 @@ from stacks.studio.stack import StudioStack
 class EnvironmentStage(cdk.Stage):
     """dev, staging or prod, built from its config file."""
 
-    def __init__(self, scope: Construct, config: EnvironmentConfig) -> None:
+    def __init__(self, scope: Construct, config: EnvironmentConfig, promotion: Promotion | None = None) -> None:
         super().__init__(scope, config.name, env=cdk.Environment(account=config.account, region=config.region))
         self.config = config
+        # Which registry deploys to this environment's endpoint, and where this registry deploys.
+        self.promotion = promotion or Promotion()
         self.foundation = FoundationStack(self, "Foundation", config=config)
         self.studio = (
             StudioStack(self, "Studio", config=config, foundation=self.foundation) if config.studio.enabled else None

@@ -30,6 +30,7 @@ def test_a_fourth_environment_synthesizes_from_its_file_alone(tmp_path: Path) ->
     data = yaml.safe_load((ROOT / "config" / "dev.yaml").read_text())
     data.update(name="qa", name_prefix="mlops-qa")
     data["networking"]["cidr"] = "10.50.0.0/16"
+    data["deploy"] = {"stages": ["qa"]}  # dev's lists staging and prod, which are not here
     (tmp_path / "qa.yaml").write_text(yaml.safe_dump(data))
     result = _synth(tmp_path, {"config_dir": str(tmp_path), "env": "qa"})
     assert result.returncode == 0, result.stderr
