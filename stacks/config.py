@@ -708,6 +708,11 @@ class EnvironmentConfig(_Strict):
         return f"{self.name_prefix}-deploy"
 
     @property
+    def deploy_functions_role_name(self) -> str:
+        """The deploy's Lambda functions' role (smoke test, verify): the other principal stages trust."""
+        return f"{self.name_prefix}-deploy-functions"
+
+    @property
     def capture_prefix(self) -> str:
         """Where, in the monitoring bucket, the endpoint's data capture lands (then endpoint/variant/yyyy/mm/dd/hh)."""
         return "capture"
