@@ -63,6 +63,7 @@ def four_environments(tmp_path_factory: pytest.TempPathFactory) -> Path:
     qa = yaml.safe_load((ROOT / "config" / "dev.yaml").read_text())
     qa.update(name="qa", name_prefix="mlops-qa")
     qa["networking"]["cidr"] = "10.50.0.0/16"
+    qa["deploy"] = {"stages": ["qa"]}  # dev's registry already feeds dev, staging and prod
     (folder / "qa.yaml").write_text(yaml.safe_dump(qa))
     return folder
 
