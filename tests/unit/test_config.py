@@ -507,3 +507,172 @@ def test_endpoint_zones_cannot_exceed_the_zones_and_endpoints_are_named(tmp_path
     unknown.write_text(base.replace("interface_endpoints: [sagemaker_api,", "interface_endpoints: [sagemaker_apl,"))
     with pytest.raises(ConfigError, match=r"networking.interface_endpoints.0"):
         load_config(unknown)
+
+
+# --- endpoints, monitoring and deploy ----------------------------------------------------------------
+
+
+def _error(tmp_path: Path, data: dict) -> str:
+    with pytest.raises(ConfigError) as excinfo:
+        load_config(_write(tmp_path, data))
+    return str(excinfo.value)
+
+
+def test_the_shipped_endpoints_are_serverless_in_dev_and_monitored_instances_elsewhere() -> None:
+    configs = {config.name: config for config in load_environments(ROOT / "config")}
+    assert configs["dev"].endpoint is not None and configs["dev"].endpoint.kind == "serverless"
+    assert configs["dev"].monitoring is None
+    for name in ("staging", "prod"):
+        config = configs[name]
+        assert config.endpoint is not None and config.endpoint.kind == "instance"
+        assert config.endpoint.data_capture.enabled and config.monitoring is not None
+    assert configs["dev"].endpoint_name == "mlops-dev-endpoint"
+
+
+def test_serverless_with_data_capture_is_refused_with_the_reason(tmp_path: Path) -> None:
+    data = _valid()
+    data["endpoint"]["data_capture"]["enabled"] = True
+    message = _error(tmp_path, data)
+    assert "endpoint.kind, endpoint.data_capture.enabled" in message
+    assert "serverless endpoint cannot capture data" in message
+
+
+@pytest.mark.parametrize(
+    ("change", "fields", "problem"),
+    [
+        (
+            {"kind": "instance", "data_capture": {"enabled": False}},
+            "monitoring, endpoint.data_capture.enabled",
+            "captured traffic",
+        ),
+        (None, "monitoring, endpoint", "needs an endpoint section"),
+    ],
+)
+def test_monitoring_without_captured_traffic_is_refused(tmp_path: Path, change, fields: str, problem: str) -> None:
+    data = _valid()
+    data["monitoring"] = {"engine": "platform"}
+    if change is None:
+        del data["endpoint"]
+        del data["deploy"]
+    else:
+        data["endpoint"] = change
+    message = _error(tmp_path, data)
+    assert fields in message and problem in message
+
+
+@pytest.mark.parametrize(
+    ("section", "value", "field", "problem"),
+    [
+        ("serverless", {"memory_mb": 3000}, "endpoint.serverless.memory_mb", "one of SageMaker's sizes"),
+        ("autoscaling", {"min_instances": 3, "max_instances": 2}, "endpoint.autoscaling.min_instances", "above"),
+        ("rollout", {"traffic_shift": "big_bang"}, "endpoint.rollout.traffic_shift", "canary"),
+        ("rollout", {"step_percent": 80}, "endpoint.rollout.step_percent", "less than or equal to 50"),
+    ],
+)
+def test_bad_endpoint_settings_are_named(tmp_path: Path, section: str, value: dict, field: str, problem: str) -> None:
+    data = _valid()
+    data["endpoint"] = {"kind": "instance", "data_capture": {"enabled": False}, section: value}
+    message = _error(tmp_path, data)
+    assert field in message and problem in message
+
+
+@pytest.mark.parametrize(
+    ("deploy", "field", "problem"),
+    [
+        ({"stages": ["dev", "dev"]}, "deploy.stages", "dev repeated"),
+        ({"stages": ["dev"], "approval_before": ["prod"]}, "deploy.approval_before, deploy.stages", "prod, not in"),
+        ({"stages": []}, "deploy.stages", "at least 1"),
+        ({"stages": ["dev"], "notify_emails": ["not-an-address"]}, "deploy.notify_emails.0", "pattern"),
+    ],
+)
+def test_bad_deploy_sections_are_named(tmp_path: Path, deploy: dict, field: str, problem: str) -> None:
+    data = _valid()
+    data["deploy"] = deploy
+    message = _error(tmp_path, data)
+    assert field in message and problem in message
+
+
+def test_deploy_needs_a_model_build(tmp_path: Path) -> None:
+    data = _valid()
+    data["model_build"]["enabled"] = False
+    assert "deploy, model_build" in _error(tmp_path, data)
+
+
+def test_approval_defaults_to_the_last_stage(tmp_path: Path) -> None:
+    data = _valid()
+    data["deploy"] = {"stages": ["dev"]}
+    config = load_config(_write(tmp_path, data))
+    assert config.deploy is not None and config.deploy.approvals == ["dev"]
+
+
+# --- promotions: which registry feeds which endpoint -------------------------------------------------
+
+
+def test_single_account_dev_feeds_every_endpoint_in_order() -> None:
+    from stacks.config import load_promotions
+
+    promotions = load_promotions(ROOT / "config")
+    assert [stage.name for stage in promotions["dev"].stages] == ["dev", "staging", "prod"]
+    assert {name: p.source.name if p.source else None for name, p in promotions.items()} == {
+        "dev": "dev",
+        "staging": "dev",
+        "prod": "dev",
+    }
+    assert promotions["staging"].stages == () and promotions["prod"].stages == ()
+
+
+def test_multi_account_dev_feeds_staging_and_prod_feeds_itself() -> None:
+    from stacks.config import load_promotions
+
+    promotions = load_promotions(ROOT / "config" / "examples" / "multi-account")
+    assert [stage.name for stage in promotions["dev"].stages] == ["staging"]
+    staging_source = promotions["staging"].source
+    assert staging_source is not None and staging_source.name == "dev"
+    assert (staging_source.account, promotions["dev"].stages[0].account) == ("222222222222", "333333333333")
+    assert promotions["prod"].source is not None and promotions["prod"].source.name == "prod"
+    assert promotions["dev"].source is None
+
+
+def _folder(tmp_path: Path, **changes: dict) -> Path:
+    for name in ("dev", "staging", "prod"):
+        data = yaml.safe_load((ROOT / "config" / f"{name}.yaml").read_text())
+        for key, value in changes.get(name, {}).items():
+            if value is None:
+                data.pop(key, None)
+            else:
+                data[key] = value
+        _write(tmp_path, data, name)
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("changes", "problem"),
+    [
+        ({"dev": {"deploy": {"stages": ["dev", "uat"]}}}, "no environment 'uat' (environments: dev, staging, prod)"),
+        ({"staging": {"endpoint": None, "monitoring": None}}, "staging has no endpoint section to deploy to"),
+        (
+            {"prod": {"deploy": {"stages": ["prod"]}}},
+            "prod is already deployed to by dev; an endpoint has one registry",
+        ),
+    ],
+)
+def test_a_promotion_that_cannot_work_names_the_file_and_stage(tmp_path: Path, changes: dict, problem: str) -> None:
+    from stacks.config import load_promotions
+
+    folder = _folder(tmp_path, **changes)
+    with pytest.raises(ConfigError) as excinfo:
+        load_promotions(folder)
+    message = str(excinfo.value)
+    assert "deploy.stages" in message and problem in message
+    assert message.startswith(str(folder))
+
+
+def test_a_stage_in_another_region_is_refused_with_the_reason(tmp_path: Path) -> None:
+    from stacks.config import load_promotions
+
+    prod = yaml.safe_load((ROOT / "config" / "prod.yaml").read_text())
+    prod["region"] = "eu-central-1"
+    prod["networking"]["availability_zones"] = ["eu-central-1a", "eu-central-1b"]
+    folder = _folder(tmp_path, prod={k: prod[k] for k in ("region", "networking")})
+    with pytest.raises(ConfigError, match=r"dev.yaml: deploy.stages: prod is in eu-central-1.*within its region"):
+        load_promotions(folder)
