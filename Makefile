@@ -24,7 +24,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 help:
 	@echo "make install   create .venv, .venv-scan and node_modules (idempotent)"
 	@echo "make synth     synthesize every environment into cdk.out/ behind the compliance gate"
-	@echo "make pipeline-definition  each environment's SageMaker Pipeline JSON into cdk.out/pipelines/, offline"
+	@echo "make pipeline-definition  each environment's SageMaker Pipelines (build, batch) JSON into cdk.out/pipelines/, offline"
 	@echo "make test      unit, infra and integration tests, determinism, cfn-lint, checkov"
 	@echo "make audit     after synth: build/audit/<env>/ index.html, report.md, findings.sarif (BASELINE=old/build/audit to compare)"
 	@echo "make demo      install, synthesize every environment behind the compliance gate and summarize it, then train on the sample data, serve the model and send it requests"
@@ -59,6 +59,7 @@ synth: install
 # The SageMaker SDK builds the definitions with no network: no credentials, no S3, no telemetry.
 pipeline-definition: install
 	$(PY) -m pipelines.run --config-dir $(CONFIG_DIR) --definitions-out cdk.out/pipelines
+	$(PY) -m pipelines.batch --config-dir $(CONFIG_DIR) --definitions-out cdk.out/pipelines
 
 test: install synth
 	$(MAKE) --no-print-directory pipeline-definition

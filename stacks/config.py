@@ -620,6 +620,11 @@ class EnvironmentConfig(_Strict):
         return f"{self.name_prefix}-models"
 
     @property
+    def batch_pipeline_name(self) -> str:
+        """The SageMaker Pipeline that scores an S3 prefix with an approved model (``pipelines.batch``)."""
+        return f"{self.name_prefix}-batch"
+
+    @property
     def build_pipeline_name(self) -> str:
         """The SageMaker Pipeline that trains, evaluates and registers the model."""
         return f"{self.name_prefix}-model-build"

@@ -231,6 +231,23 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
     ),
     Acknowledgment(
         stack="ModelBuild",
+        paths=("Execution/Policy/Resource",),
+        findings=(
+            f"{_IAM5}[Resource::{_SAGEMAKER_ARN}:transform-job/{{prefix}}-batch-*]",
+            f"{_IAM5}[Resource::arn:aws:logs:{{region}}:{{account}}:log-group:/aws/sagemaker/TransformJobs:"
+            "log-stream:{prefix}-batch-*]",
+            f"{_IAM5}[Resource::arn:aws:s3:::{{prefix}}-artifacts-{{account}}-{{region}}/{{prefix}}-batch/*]",
+        ),
+        reason=(
+            "The batch pipeline's transform jobs are named <prefix>-batch-transform plus the suffix SageMaker "
+            "adds (use_custom_job_prefix), their log streams after them; creation requires the data key on the "
+            "volume and the output. They write output and captured data only under the batch pipeline's prefix "
+            "of this environment's artifacts bucket. Their network settings come from the model, which "
+            "pipelines.batch creates in the private subnets with network isolation."
+        ),
+    ),
+    Acknowledgment(
+        stack="ModelBuild",
         paths=("Ci/TrainProjectPolicy/Resource", "GitHubActions/Policy/Resource"),
         findings=(
             f"{_IAM5}[Resource::{_SAGEMAKER_ARN}:pipeline/{{prefix}}-model-build/execution/*]",

@@ -30,6 +30,37 @@ EC2_DESCRIBE = [
 ]
 
 
+TRANSFORM_LOG_GROUP = "/aws/sagemaker/TransformJobs"
+
+
+def batch_transform_statements(
+    scope: Construct, *, config: EnvironmentConfig, data_key: kms.IKey
+) -> list[iam.PolicyStatement]:
+    """The batch pipeline's transform jobs (``pipelines.batch``), which run as this role too.
+
+    A transform job takes its network settings from its model, which ``pipelines.batch`` creates
+    in the private subnets with network isolation; the job itself must use the data key on its
+    volume and output (SageMaker's ``VolumeKmsKey`` and ``OutputKmsKey`` condition keys apply to
+    CreateTransformJob).
+    """
+    jobs = sagemaker_arn(scope, "transform-job", f"{config.batch_pipeline_name}-*")
+    return [
+        iam.PolicyStatement(
+            sid="BatchTransformWithTheDataKey",
+            actions=["sagemaker:CreateTransformJob"],
+            resources=[jobs],
+            conditions={
+                "StringEquals": {"sagemaker:VolumeKmsKey": data_key.key_arn, "sagemaker:OutputKmsKey": data_key.key_arn}
+            },
+        ),
+        iam.PolicyStatement(
+            sid="BatchTransformFollowAndStop",
+            actions=["sagemaker:DescribeTransformJob", "sagemaker:StopTransformJob", "sagemaker:AddTags"],
+            resources=[jobs],
+        ),
+    ]
+
+
 class PipelineExecution(Construct):
     """The pipeline's execution role (named, so the offline definition can name it) and job security group.
 
@@ -119,7 +150,8 @@ class PipelineExecution(Construct):
                     artifacts_bucket_arn=artifacts_bucket_arn,
                     data_key=data_key,
                     # Its outputs, the splits and the model artifacts, under the pipeline's own prefix.
-                    write_prefixes=[config.build_pipeline_name],
+                    # Batch transform output and capture under the batch pipeline's prefix (pipelines.batch).
+                    write_prefixes=[config.build_pipeline_name, config.batch_pipeline_name],
                 ),
                 iam.PolicyStatement(
                     sid="DataKeyGrantsForJobVolumes",
@@ -129,7 +161,12 @@ class PipelineExecution(Construct):
                 ),
                 pull_images_statement(repositories),
                 iam.PolicyStatement(sid="RegistryToken", actions=["ecr:GetAuthorizationToken"], resources=["*"]),
-                *sagemaker_logs_statements(self, job_name_prefix=f"{config.build_pipeline_name}-"),
+                *sagemaker_logs_statements(
+                    self,
+                    job_name_prefix=f"{config.build_pipeline_name}-",
+                    extra_streams=[(TRANSFORM_LOG_GROUP, f"{config.batch_pipeline_name}-")],
+                ),
+                *batch_transform_statements(self, config=config, data_key=data_key),
                 iam.PolicyStatement(
                     sid="JobMetrics",
                     actions=["cloudwatch:PutMetricData"],

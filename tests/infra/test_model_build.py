@@ -139,6 +139,17 @@ def test_pipeline_execution_role_is_named_and_scoped(single_account) -> None:
         "arn:aws:sagemaker:eu-west-1:111111111111:model-package/mlops-dev-models/*",
     ]
     assert statements["DataKeyGrantsForJobVolumes"]["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": "true"}}
+    # Batch transform (pipelines.batch): its jobs only, with the data key on volume and output.
+    transform = statements["BatchTransformWithTheDataKey"]
+    assert (transform["Action"], transform["Resource"]) == (
+        "sagemaker:CreateTransformJob",
+        "arn:aws:sagemaker:eu-west-1:111111111111:transform-job/mlops-dev-batch-*",
+    )
+    assert set(transform["Condition"]["StringEquals"]) == {"sagemaker:VolumeKmsKey", "sagemaker:OutputKmsKey"}
+    assert len({json.dumps(v) for v in transform["Condition"]["StringEquals"].values()}) == 1
+    assert "arn:aws:s3:::" in json.dumps(statements["WriteOwnArtifactPrefixes"]) and "/mlops-dev-batch/*" in json.dumps(
+        statements["WriteOwnArtifactPrefixes"]
+    )
 
 
 def test_registry_and_discovery(single_account, multi_account) -> None:
