@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
 
 from pipelines.batch import MAX_PAYLOAD_MB, definition_json, write_definitions
 from stacks.config import load_config
+from tests.unit.pipelines.offline import no_network
 
 ROOT = Path(__file__).resolve().parents[3]
 KEY = "{{ssm:/mlops-dev/foundation/kms/data-key-arn}}"
@@ -16,16 +16,8 @@ KEY = "{{ssm:/mlops-dev/foundation/kms/data-key-arn}}"
 
 @pytest.fixture(scope="module")
 def transform() -> dict:
-    real_connect = socket.socket.connect
-
-    def refuse(self, address):  # type: ignore[no-untyped-def]
-        raise AssertionError(f"network access while building the definition: {address}")
-
-    socket.socket.connect = refuse  # type: ignore[method-assign]
-    try:
+    with no_network():
         definition = definition_json(load_config(ROOT / "config" / "dev.yaml"))
-    finally:
-        socket.socket.connect = real_connect  # type: ignore[method-assign]
     assert [(p["Name"], p["Type"]) for p in definition["Parameters"]] == [
         ("ModelName", "String"),
         ("InputUri", "String"),

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import socket
 from pathlib import Path
 
 import pytest
 
 from pipelines.run import definition_json, write_definitions
 from stacks.config import load_config
+from tests.unit.pipelines.offline import no_network
 
 ROOT = Path(__file__).resolve().parents[3]
 TAG = "sha-0123456789abcdef"
@@ -20,16 +20,8 @@ JOB_STEPS = ("Preprocess", "Train", "Evaluate", "DataQualityBaseline")
 @pytest.fixture(scope="module")
 def dev() -> dict:
     # Any socket opened while the SDK builds the definition fails the test: it must be offline.
-    real_connect = socket.socket.connect
-
-    def refuse(self, address):  # type: ignore[no-untyped-def]
-        raise AssertionError(f"network access while building the definition: {address}")
-
-    socket.socket.connect = refuse  # type: ignore[method-assign]
-    try:
+    with no_network():
         return definition_json(load_config(ROOT / "config" / "dev.yaml"), TAG)
-    finally:
-        socket.socket.connect = real_connect  # type: ignore[method-assign]
 
 
 def _steps(definition: dict) -> dict[str, dict]:
