@@ -685,7 +685,7 @@ class EnvironmentConfig(_Strict):
     @property
     def endpoint_stack_name(self) -> str:
         """The CloudFormation stack holding the endpoint (a deploy updates its ModelPackageArn parameter)."""
-        return f"{self.name}-Endpoint"
+        return f"{self.name_prefix}-endpoint"
 
     @property
     def endpoint_model_role_name(self) -> str:
