@@ -7,6 +7,7 @@ from constructs import Construct
 
 from stacks.compliance.gate import attach_compliance_gate
 from stacks.config import EnvironmentConfig, Promotion
+from stacks.endpoint.stack import EndpointStack
 from stacks.foundation.stack import FoundationStack
 from stacks.model_build.stack import ModelBuildStack
 from stacks.studio.stack import StudioStack
@@ -28,6 +29,11 @@ class EnvironmentStage(cdk.Stage):
         self.model_build = (
             ModelBuildStack(self, "ModelBuild", config=config, foundation=self.foundation)
             if build is not None and build.enabled
+            else None
+        )
+        self.endpoint = (
+            EndpointStack(self, "Endpoint", config=config, foundation=self.foundation, promotion=self.promotion)
+            if config.endpoint is not None
             else None
         )
         self.placeholders = self._placeholders()

@@ -22,7 +22,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 CDK = ROOT / "node_modules" / ".bin" / "cdk"
 ENVIRONMENTS = ("dev", "staging", "prod", "qa")
-STACKS = ("Foundation", "Studio", "ModelBuild")
+STACKS = ("Foundation", "Studio", "ModelBuild", "Endpoint")
 OFFLINE = {
     "CDK_DISABLE_CLI_TELEMETRY": "true",
     "AWS_EC2_METADATA_DISABLED": "true",

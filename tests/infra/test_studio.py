@@ -248,4 +248,4 @@ def test_studio_can_be_disabled(tmp_path) -> None:
     )
     app = synthesize(tmp_path / "out", tmp_path, {"env": "prod"})
     assert "Studio" not in app.templates["prod"]
-    assert set(app.templates["prod"]) == {"Foundation", "ModelBuild"}
+    assert set(app.templates["prod"]) == {"Foundation", "ModelBuild", "Endpoint"}

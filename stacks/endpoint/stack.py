@@ -1,0 +1,56 @@
+"""EndpointStack: the environment's real-time endpoint, its autoscaling, alarms and monitoring.
+
+Created empty by ``cdk deploy`` (no model yet); a deploy sets the served version through the
+stack's parameters (``stacks/endpoint/package.py``).
+"""
+
+from __future__ import annotations
+
+from aws_cdk import aws_ec2 as ec2
+from constructs import Construct
+
+from stacks.config import EnvironmentConfig, Promotion
+from stacks.endpoint.package import DeployedPackage
+from stacks.foundation.discovery import DiscoveryParameters
+from stacks.foundation.stack import FoundationStack
+from stacks.platform_stack import PlatformStack
+
+
+class EndpointStack(PlatformStack):
+    """The endpoint of one environment (``config.endpoint``), deployed to by its source's registry.
+
+    Attributes:
+        package: the parameters naming the served model version and its baselines.
+        security_group: the endpoint's and its monitoring jobs' network interfaces (HTTPS out only).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        config: EnvironmentConfig,
+        foundation: FoundationStack,
+        promotion: Promotion,
+    ) -> None:
+        super().__init__(scope, id_, config=config, description=f"AWS-MLOps {config.name}: endpoint and monitoring")
+        assert config.endpoint is not None
+        self.foundation = foundation
+        self.promotion = promotion
+        self.package = DeployedPackage(self, "Package")
+        self.security_group = ec2.SecurityGroup(
+            self,
+            "SecurityGroup",
+            vpc=foundation.network.vpc,
+            allow_all_outbound=False,
+            description=f"{config.name_prefix} endpoint and monitoring jobs: HTTPS to the VPC and S3 endpoints",
+        )
+        self.security_group.add_egress_rule(
+            ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to VPC and S3 gateway endpoints"
+        )
+        self.discovery = DiscoveryParameters(
+            self,
+            "Discovery",
+            prefix=config.discovery_parameter("endpoint"),
+            values={"name": config.endpoint_name, "stack-name": self.stack_name},
+        )
