@@ -55,7 +55,8 @@ def source_model_statements(source: EnvironmentConfig, *, sid_prefix: str = "Sou
             sid=f"{sid_prefix}Images",
             actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
             resources=[
-                _arn(source, "ecr", f"repository/{source.repository_name(image)}") for image in ("training", "inference")
+                _arn(source, "ecr", f"repository/{source.repository_name(image)}")
+                for image in ("training", "inference")
             ],
         ),
     ]
