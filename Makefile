@@ -52,9 +52,11 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-fund --no-audit --loglevel=error
 	touch $@
 
+# The CLI judges cdk-nag's report only for the stacks it selected, and without a selector it selects the
+# top-level stacks: none, since every stack sits in its environment's Stage. '*/*' selects them all.
 synth: install
 	rm -rf cdk.out
-	$(CDK) synth --no-notices --quiet -c config_dir=$(CONFIG_DIR) > /dev/null
+	$(CDK) synth --no-notices --quiet -c config_dir=$(CONFIG_DIR) '*/*' > /dev/null
 
 # The SageMaker SDK builds the definitions with no network: no credentials, no S3, no telemetry.
 pipeline-definition: install

@@ -359,8 +359,14 @@ class EndpointKind(StrEnum):
 
 
 class Autoscaling(_Strict):
-    """Target tracking on invocations per instance, on the fixed variant (it survives updates)."""
+    """Target tracking on invocations per instance, on the fixed variant (it survives model updates).
 
+    SageMaker refuses to change an autoscaled variant's instance type: change ``instance_type`` in two
+    deploys, the first with ``enabled: false`` (CloudFormation deregisters the variant), the second
+    with the new type and ``enabled: true``.
+    """
+
+    enabled: bool = True
     min_instances: int = Field(default=1, ge=1, le=100)
     max_instances: int = Field(default=2, ge=1, le=100)
     # SageMakerVariantInvocationsPerInstance: invocations per instance per minute.
@@ -437,6 +443,8 @@ class Endpoint(_Strict):
     data_capture: DataCapture = DataCapture()
     rollout: Rollout = Rollout()
     smoke_test: SmokeTest = SmokeTest()
+    # Who hears when the endpoint's health alarms (5xx, latency, 4xx share) change state.
+    alarm_emails: list[Annotated[str, Field(pattern=EMAIL, max_length=254)]] = []
 
     @model_validator(mode="after")
     def _serverless_captures_nothing(self) -> Endpoint:
@@ -475,6 +483,8 @@ class Deploy(_Strict):
     # A person approves before these stages (default: the last one, production).
     approval_before: list[Annotated[str, Field(pattern=ENVIRONMENT_NAME)]] | None = None
     notify_emails: list[Annotated[str, Field(pattern=EMAIL, max_length=254)]] = []
+    # A version waiting for a person this long is not deployed further; the deploy fails and says so.
+    approval_timeout_hours: float = Field(default=72.0, gt=0, le=24 * 30)
     retrain_cooldown_hours: float = Field(default=24.0, gt=0, le=24 * 90)
 
     @field_validator("stages")
@@ -716,6 +726,31 @@ class EnvironmentConfig(_Strict):
     def deploy_functions_role_name(self) -> str:
         """The deploy's Lambda functions' role (smoke test, verify): the other principal stages trust."""
         return f"{self.name_prefix}-deploy-functions"
+
+    @property
+    def endpoint_alarm_topic_name(self) -> str:
+        """The topic the endpoint's health alarms notify (its own key: CloudWatch must use it)."""
+        return f"{self.name_prefix}-endpoint-alarms"
+
+    @property
+    def deploy_topic_name(self) -> str:
+        """The KMS-encrypted topic that announces deploys, asks for approvals and reports failures."""
+        return f"{self.name_prefix}-deploy"
+
+    @property
+    def deploy_table_name(self) -> str:
+        """The table holding the approvals a deploy waits for (the task token, the version, who decided)."""
+        return f"{self.name_prefix}-deploy-approvals"
+
+    @property
+    def deploy_trigger_function_name(self) -> str:
+        """The function EventBridge sends model package state changes to: it starts the deploy."""
+        return f"{self.name_prefix}-deploy-trigger"
+
+    @property
+    def deploy_tasks_function_name(self) -> str:
+        """The function the deploy state machine runs its steps with (update, verify, smoke test...)."""
+        return f"{self.name_prefix}-deploy-tasks"
 
     @property
     def capture_prefix(self) -> str:

@@ -14,6 +14,23 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
+# Describe calls a VPC job or endpoint makes for its network interfaces; IAM has no resource-level
+# permissions for them.
+EC2_DESCRIBE = [
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeVpcs",
+    "ec2:DescribeDhcpOptions",
+    "ec2:DescribeSubnets",
+    "ec2:DescribeSecurityGroups",
+]
+# What SageMaker does with a VPC job's or endpoint's network interfaces, as the job's or model's role.
+VPC_INTERFACE_ACTIONS = [
+    "ec2:CreateNetworkInterface",
+    "ec2:CreateNetworkInterfacePermission",
+    "ec2:DeleteNetworkInterface",
+    "ec2:DeleteNetworkInterfacePermission",
+]
+
 
 def sagemaker_arn(scope: Construct, resource: str, name: str) -> str:
     return cdk.Stack.of(scope).format_arn(service="sagemaker", resource=resource, resource_name=name)

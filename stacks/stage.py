@@ -49,6 +49,15 @@ class EnvironmentStage(cdk.Stage):
             "models": config.model_package_group_name,
             "domain": "",
             "ci_artifacts": config.ci_artifact_prefix,
+            "endpoint": config.endpoint_name,
+        }
+        # The registry environment an endpoint serves from: its names appear in the endpoint's roles.
+        source = self.promotion.source or config
+        values |= {
+            "source_prefix": source.name_prefix,
+            "source_account": source.account,
+            "source_region": source.region,
+            "source_models": source.model_package_group_name,
         }
         if self.studio is not None:
             domain = self.studio.studio.domain

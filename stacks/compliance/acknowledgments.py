@@ -14,8 +14,10 @@ pile up, and the reasons are written into each template's metadata
 A finding may hold placeholders filled per environment, because IAM5 findings name the
 exact wildcard resource: ``{region}``, ``{account}``, ``{prefix}`` (the name prefix),
 ``{models}`` (the model package group), ``{domain}`` (the Studio domain's id, as the
-packs print it) and ``{ci_artifacts}`` (the prefix CodePipeline keeps its artifacts
-under). Each filled finding is still one exact resource.
+packs print it), ``{ci_artifacts}`` (the prefix CodePipeline keeps its artifacts
+under), ``{endpoint}`` (the endpoint's name) and ``{source_prefix}``, ``{source_account}``,
+``{source_region}``, ``{source_models}`` (the registry environment that deploys to this
+one's endpoint). Each filled finding is still one exact resource.
 
 Findings named ``checkov::CKV_...`` become resource-level skips in the template
 metadata (``checkov.skip``), which checkov reads when it scans ``cdk.out``; checkov
@@ -280,6 +282,133 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
             "credentials; the source arrives as the pipeline's encrypted artifact."
         ),
     ),
+    # --- Endpoint -----------------------------------------------------------------------------
+    Acknowledgment(
+        stack="Endpoint",
+        paths=("Access/ModelPolicy/Resource", "Access/DeployerPolicy/Resource"),
+        findings=(f"{_IAM5}[Resource::*]",),
+        reason=(
+            "Only ecr:GetAuthorizationToken, the ec2:Describe* calls a VPC endpoint makes for its network "
+            "interfaces, and sagemaker:ListEndpointConfigs/ListModels (the deploy's clean-up finds retained "
+            "versions by name) use Resource '*': IAM has no resource-level permissions for them."
+        ),
+    ),
+    Acknowledgment(
+        stack="Endpoint",
+        paths=("Access/CloudFormationPolicy/Resource",),
+        findings=(f"{_IAM5}[Resource::*]",),
+        reason=(
+            "Only application-autoscaling:DescribeScalableTargets/DescribeScalingPolicies use Resource '*': "
+            "Application Auto Scaling's Describe calls take no resource."
+        ),
+        only_if=lambda config: _autoscaled(config),
+    ),
+    Acknowledgment(
+        stack="Endpoint",
+        paths=("Access/CloudFormationPolicy/Resource", "Access/DeployerPolicy/Resource"),
+        findings=(
+            f"{_IAM5}[Resource::{_SAGEMAKER_ARN}:model/{{prefix}}-v*]",
+            f"{_IAM5}[Resource::{_SAGEMAKER_ARN}:endpoint-config/{{prefix}}-v*]",
+        ),
+        reason=(
+            "Each deploy creates the served version's model and endpoint config under a new name, "
+            "<prefix>-v<version>-<deploy id> (both are immutable); no other environment's names start with this "
+            "prefix. Creating a model also requires, by IAM condition, this environment's subnets and endpoint "
+            "security group and network isolation (instance endpoints)."
+        ),
+    ),
+    Acknowledgment(
+        stack="Endpoint",
+        paths=("Access/CloudFormationPolicy/Resource",),
+        findings=(
+            f"{_IAM5}[Resource::arn:aws:sagemaker:{{source_region}}:{{source_account}}:model-package/{{source_models}}/*]",
+        ),
+        reason=(
+            "Creating a model from a package reads the version: versions of the one registry that deploys to "
+            "this endpoint, numbered by SageMaker at registration."
+        ),
+    ),
+    Acknowledgment(
+        stack="Endpoint",
+        paths=("Access/DeployerPolicy/Resource",),
+        findings=(f"{_IAM5}[Resource::arn:aws:cloudformation:{{region}}:{{account}}:stack/{{prefix}}-endpoint/*]",),
+        reason=(
+            "This one stack, by name: CloudFormation appends a generated id to a stack's ARN. The deployer may "
+            "update it only passing the endpoint's CloudFormation role, whose permissions are scoped as above."
+        ),
+    ),
+    Acknowledgment(
+        stack="Endpoint",
+        paths=("Access/ModelPolicy/Resource",),
+        findings=(
+            f"{_IAM5}[Resource::arn:aws:s3:::{{source_prefix}}-artifacts-{{source_account}}-{{source_region}}/"
+            "{source_prefix}-model-build/*]",
+            f"{_IAM5}[Resource::arn:aws:kms:{{source_region}}:{{source_account}}:key/*]",
+        ),
+        reason=(
+            "The served version's artifact is an object under the source registry's model-build prefix, named by "
+            "its pipeline execution. The source's data key has a random id in another stack (or account): the "
+            "statement names it by its alias through a kms:ResourceAliases condition, so no other key matches."
+        ),
+    ),
+    Acknowledgment(
+        stack="Endpoint",
+        paths=("Access/ModelPolicy/Resource",),
+        findings=(
+            f"{_IAM5}[Resource::arn:aws:logs:{{region}}:{{account}}:log-group:/aws/sagemaker/Endpoints/"
+            "{endpoint}:log-stream:*]",
+        ),
+        reason="The streams of the endpoint's own log group, which SageMaker names after its instances.",
+    ),
+    Acknowledgment(
+        stack="Endpoint",
+        paths=("Access/ModelPolicy/Resource",),
+        findings=(f"{_IAM5}[Resource::arn:aws:s3:::{{prefix}}-monitoring-{{account}}-{{region}}/capture/*]",),
+        reason=(
+            "Data capture objects, which SageMaker names <endpoint>/<variant>/yyyy/mm/dd/hh/<file>, under the "
+            "capture prefix of this environment's monitoring bucket (which requires the data key)."
+        ),
+        only_if=lambda config: config.endpoint is not None and config.endpoint.data_capture.enabled,
+    ),
+    Acknowledgment(
+        stack="Endpoint",
+        paths=("Access/ModelPolicy/Resource",),
+        findings=(f"{_IAM5}[Resource::arn:aws:ec2:{{region}}:{{account}}:network-interface/*]",),
+        reason=(
+            "SageMaker creates the endpoint's network interfaces, with ids EC2 chooses; an ec2:Vpc condition "
+            "limits them to this environment's VPC, and subnets and security group are named."
+        ),
+        only_if=lambda config: config.endpoint is not None and config.endpoint.kind == "instance",
+    ),
+    Acknowledgment(
+        stack="Endpoint",
+        paths=("Access/CloudFormationPolicy/Resource",),
+        findings=(
+            f"{_IAM5}[Resource::arn:aws:application-autoscaling:{{region}}:{{account}}:scalable-target/*]",
+            f"{_IAM5}[Resource::arn:aws:cloudwatch:{{region}}:{{account}}:alarm:TargetTracking-endpoint/"
+            "{endpoint}/*]",
+        ),
+        reason=(
+            "Application Auto Scaling gives scalable targets generated ids: conditions limit the actions to "
+            "SageMaker variants' desired instance count. Target tracking names its alarms "
+            "TargetTracking-endpoint/<endpoint>/...: only this endpoint's."
+        ),
+        only_if=lambda config: _autoscaled(config),
+    ),
+    Acknowledgment(
+        stack="Endpoint",
+        paths=("Hosting/EndpointConfig",),
+        findings=(
+            f"{NIST}-SageMakerEndpointConfigurationKMSKeyConfigured",
+            f"{HIPAA}-SageMakerEndpointConfigurationKMSKeyConfigured",
+        ),
+        reason=(
+            "A serverless endpoint config takes no KmsKeyId: serverless endpoints have no ML storage volume to "
+            "encrypt (SageMaker's serverless exclusions: no volume key, VPC, data capture or Model Monitor). Config "
+            "refuses data capture and monitoring on serverless endpoints; instance endpoints carry the data key."
+        ),
+        only_if=lambda config: config.endpoint is not None and config.endpoint.kind == "serverless",
+    ),
     # --- Foundation ---------------------------------------------------------------------------
     Acknowledgment(
         stack="Foundation",
@@ -340,6 +469,11 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
         ),
     ),
 )
+
+
+def _autoscaled(config: EnvironmentConfig) -> bool:
+    endpoint = config.endpoint
+    return endpoint is not None and endpoint.kind == "instance" and endpoint.autoscaling.enabled
 
 
 def apply_acknowledgments(stage: cdk.Stage, placeholders: dict[str, str]) -> set[tuple[int, str, str]]:

@@ -20,7 +20,8 @@ MODEL_PACKAGE_ARN = "ModelPackageArn"
 DATA_STATISTICS_URI = "DataBaselineStatisticsUri"
 DATA_CONSTRAINTS_URI = "DataBaselineConstraintsUri"
 EVALUATION_URI = "ModelEvaluationUri"
-PARAMETERS = (MODEL_PACKAGE_ARN, DATA_STATISTICS_URI, DATA_CONSTRAINTS_URI, EVALUATION_URI)
+DEPLOY_ID = "DeployId"
+PARAMETERS = (MODEL_PACKAGE_ARN, DATA_STATISTICS_URI, DATA_CONSTRAINTS_URI, EVALUATION_URI, DEPLOY_ID)
 
 _PACKAGE_ARN = r"^$|^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-package/[a-zA-Z0-9-]{1,63}/\d+$"
 _S3_URI = r"^$|^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.+$"
@@ -33,6 +34,7 @@ class DeployedPackage(Construct):
         model_package_arn: the approved model package version ("" until the first deploy).
         statistics_uri, constraints_uri: its data-quality baseline (Model Monitor's formats).
         evaluation_uri: its registered evaluation (``evaluation.json``), the model-quality reference.
+        deploy_id: the deploy that set them (names the served model and endpoint config).
         has_model: true once a deploy has set ``ModelPackageArn``; every serving resource carries it.
     """
 
@@ -56,6 +58,16 @@ class DeployedPackage(Construct):
             DATA_CONSTRAINTS_URI, _S3_URI, "constraints.json of that version's data-quality baseline"
         )
         self.evaluation_uri = parameter(EVALUATION_URI, _S3_URI, "evaluation.json registered with that version")
+        # Each deploy names what it creates anew (a SageMaker model and endpoint config are immutable, and a
+        # replaced one is retained): restoring a version after a rollback must not collide with its old names.
+        self.deploy_id = cdk.CfnParameter(
+            stack,
+            DEPLOY_ID,
+            type="String",
+            default="none",
+            allowed_pattern=r"^[a-z0-9]{1,16}$",
+            description="Short id of the deploy that set these values (part of the served resources' names)",
+        ).value_as_string
         self.has_model = cdk.CfnCondition(
             stack, "HasModel", expression=cdk.Fn.condition_not(cdk.Fn.condition_equals(self.model_package_arn, ""))
         )

@@ -13,6 +13,8 @@ environments.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aws_cdk import aws_iam as iam
 
 from stacks.config import EnvironmentConfig
@@ -27,14 +29,24 @@ def data_key_alias(source: EnvironmentConfig) -> str:
     return f"alias/{source.name_prefix}/data"
 
 
-def source_model_statements(source: EnvironmentConfig, *, sid_prefix: str = "Source") -> list[iam.PolicyStatement]:
+def source_model_statements(
+    source: EnvironmentConfig,
+    *,
+    sid_prefix: str = "Source",
+    packages: bool = True,
+    artifacts: bool = True,
+    key: bool = True,
+    images: Sequence[str] = ("training", "inference"),
+) -> list[iam.PolicyStatement]:
     """Read the source's registered versions, their artifacts and baselines, and pull its images.
 
-    The data key is named by its alias (``kms:ResourceAliases``): its id is random and lives in
-    another stack, or account, that this one cannot reference at synth.
+    The keyword flags pick the statements a role needs (the model's role reads artifacts and the
+    inference image, not the registry); ``images`` names the repositories to pull from. The data key
+    is named by its alias (``kms:ResourceAliases``): its id is random and lives in another stack, or
+    account, that this one cannot reference at synth.
     """
-    artifacts = f"arn:{source.partition}:s3:::{source.bucket_name('artifacts')}"
-    return [
+    bucket = f"arn:{source.partition}:s3:::{source.bucket_name('artifacts')}"
+    statements = [
         iam.PolicyStatement(
             sid=f"{sid_prefix}ModelPackages",
             actions=["sagemaker:DescribeModelPackage"],
@@ -43,7 +55,7 @@ def source_model_statements(source: EnvironmentConfig, *, sid_prefix: str = "Sou
         iam.PolicyStatement(
             sid=f"{sid_prefix}ModelArtifacts",
             actions=["s3:GetObject"],
-            resources=[f"{artifacts}/{source.build_pipeline_name}/*"],
+            resources=[f"{bucket}/{source.build_pipeline_name}/*"],
         ),
         iam.PolicyStatement(
             sid=f"{sid_prefix}DataKey",
@@ -54,9 +66,8 @@ def source_model_statements(source: EnvironmentConfig, *, sid_prefix: str = "Sou
         iam.PolicyStatement(
             sid=f"{sid_prefix}Images",
             actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
-            resources=[
-                _arn(source, "ecr", f"repository/{source.repository_name(image)}")
-                for image in ("training", "inference")
-            ],
+            resources=[_arn(source, "ecr", f"repository/{source.repository_name(image)}") for image in images],
         ),
     ]
+    wanted = (packages, artifacts, key, bool(images))
+    return [statement for statement, keep in zip(statements, wanted, strict=True) if keep]

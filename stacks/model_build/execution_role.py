@@ -10,6 +10,8 @@ from constructs import Construct
 
 from stacks.config import EnvironmentConfig
 from stacks.sagemaker_access import (
+    EC2_DESCRIBE,
+    VPC_INTERFACE_ACTIONS,
     data_statements,
     job_statements,
     pass_own_role_statement,
@@ -19,16 +21,6 @@ from stacks.sagemaker_access import (
     service_principal,
     vpc_interface_statements,
 )
-
-# Describe calls a VPC job makes for its network interfaces; IAM has no resource-level permissions for them.
-EC2_DESCRIBE = [
-    "ec2:DescribeNetworkInterfaces",
-    "ec2:DescribeVpcs",
-    "ec2:DescribeDhcpOptions",
-    "ec2:DescribeSubnets",
-    "ec2:DescribeSecurityGroups",
-]
-
 
 TRANSFORM_LOG_GROUP = "/aws/sagemaker/TransformJobs"
 
@@ -179,12 +171,7 @@ class PipelineExecution(Construct):
                     subnet_ids=subnet_ids,
                     security_group_id=sg.security_group_id,
                     describe=EC2_DESCRIBE,
-                    actions=[
-                        "ec2:CreateNetworkInterface",
-                        "ec2:CreateNetworkInterfacePermission",
-                        "ec2:DeleteNetworkInterface",
-                        "ec2:DeleteNetworkInterfacePermission",
-                    ],
+                    actions=VPC_INTERFACE_ACTIONS,
                 ),
             ],
         )

@@ -111,6 +111,7 @@ RESOURCE_STAR_ALLOWED: dict[str, str] = {
             "ListModelPackageGroups",
             "ListModels",
             "ListEndpoints",
+            "ListEndpointConfigs",
             "Search",
         )
     },
@@ -126,6 +127,10 @@ RESOURCE_STAR_ALLOWED: dict[str, str] = {
         )
     },
     "cloudwatch:PutMetricData": "takes no resource; limited by condition to SageMaker's metric namespaces",
+    **{
+        f"application-autoscaling:{name}": "Application Auto Scaling's Describe calls take no resource"
+        for name in ("DescribeScalableTargets", "DescribeScalingPolicies")
+    },
 }
 
 
