@@ -6,7 +6,8 @@ import aws_cdk as cdk
 from constructs import Construct
 
 from stacks.compliance.gate import attach_compliance_gate
-from stacks.config import EnvironmentConfig, Promotion
+from stacks.config import EnvironmentConfig, Persona, Promotion
+from stacks.deploy.stack import DeployStack
 from stacks.endpoint.stack import EndpointStack
 from stacks.foundation.stack import FoundationStack
 from stacks.model_build.stack import ModelBuildStack
@@ -36,6 +37,19 @@ class EnvironmentStage(cdk.Stage):
             if config.endpoint is not None
             else None
         )
+        # The registry's deploy: its approved versions go to promotion.stages (this environment's deploy section).
+        self.deploy = (
+            DeployStack(
+                self,
+                "Deploy",
+                config=config,
+                foundation=self.foundation,
+                promotion=self.promotion,
+                approvers=[self.studio.personas.roles[Persona.ML_ENGINEER]] if self.studio is not None else [],
+            )
+            if config.deploy is not None and self.promotion.stages
+            else None
+        )
         self.placeholders = self._placeholders()
         self.acknowledgments_used = attach_compliance_gate(self, self.placeholders)
 
@@ -48,6 +62,7 @@ class EnvironmentStage(cdk.Stage):
             "prefix": config.name_prefix,
             "models": config.model_package_group_name,
             "domain": "",
+            "deploy_tasks": "",
             "ci_artifacts": config.ci_artifact_prefix,
             "endpoint": config.endpoint_name,
         }
@@ -59,6 +74,10 @@ class EnvironmentStage(cdk.Stage):
             "source_region": source.region,
             "source_models": source.model_package_group_name,
         }
+        if self.deploy is not None:
+            # CDK lets the state machine invoke the tasks function's versions too: "<arn>:*", by token.
+            function = self.deploy.tasks.function.node.default_child
+            values["deploy_tasks"] = f"<{self.deploy.resolve(function.logical_id)}.Arn>"  # type: ignore[union-attr]
         if self.studio is not None:
             domain = self.studio.studio.domain
             # The packs print a token as <LogicalId.Attribute>.

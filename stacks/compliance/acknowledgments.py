@@ -282,6 +282,86 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
             "credentials; the source arrives as the pipeline's encrypted artifact."
         ),
     ),
+    # --- Deploy -------------------------------------------------------------------------------
+    Acknowledgment(
+        stack="Deploy",
+        paths=("FunctionsPolicy/Resource",),
+        findings=(f"{_IAM5}[Resource::*]",),
+        reason="Only sagemaker:ListModelPackages uses Resource '*': IAM has no resource-level permission for it.",
+    ),
+    Acknowledgment(
+        stack="Deploy",
+        paths=("ApproverPolicy/Resource",),
+        findings=(f"{_IAM5}[Resource::*]",),
+        reason=(
+            "Only states:SendTaskSuccess/SendTaskFailure use Resource '*': they take a task token, not a resource. "
+            "Who may decide is whoever may read the token, which lives only in this deploy's approvals table "
+            "(encrypted with the data key); this policy is for the people who approve."
+        ),
+    ),
+    Acknowledgment(
+        stack="Deploy",
+        paths=("FunctionsPolicy/Resource",),
+        findings=(
+            f"{_IAM5}[Resource::{_SAGEMAKER_ARN}:model-package/{{models}}/*]",
+            f"{_IAM5}[Resource::arn:aws:s3:::{{prefix}}-artifacts-{{account}}-{{region}}/{{prefix}}-model-build/*]",
+            f"{_IAM5}[Resource::arn:aws:states:{{region}}:{{account}}:execution:{{prefix}}-deploy:*]",
+        ),
+        reason=(
+            "Versions of this environment's one registry (numbered at registration); its test splits under the "
+            "model build's prefix (read only, for the smoke test); executions of this deploy's one state machine "
+            "(named by the trigger, to stop a deploy of a version people rejected)."
+        ),
+    ),
+    Acknowledgment(
+        stack="Deploy",
+        paths=("StateMachineRole/DefaultPolicy/Resource",),
+        findings=(f"{_IAM5}[Resource::*]", f"{_IAM5}[Resource::{{deploy_tasks}}:*]"),
+        reason=(
+            "CDK's grants for the state machine: X-Ray's PutTraceSegments/PutTelemetryRecords and CloudWatch Logs' "
+            "log-delivery calls take no resource (Step Functions' documented logging policy); ':*' are the "
+            "versions of the deploy's own tasks function."
+        ),
+    ),
+    Acknowledgment(
+        stack="Deploy",
+        paths=("StateMachineRole/DefaultPolicy/Resource", "FunctionsRole/DefaultPolicy/Resource"),
+        findings=(f"{NIST}-IAMNoInlinePolicy", f"{HIPAA}-IAMNoInlinePolicy"),
+        reason=(
+            "CDK writes these grants into the role's inline default policy: the state machine's invocation of its "
+            "tasks function, its logs and traces; the trigger's dead-letter queue (sqs:SendMessage to that one "
+            "queue). Everything else the functions may do is in their customer-managed policy."
+        ),
+    ),
+    Acknowledgment(
+        stack="Deploy",
+        paths=("Trigger/Function/Resource", "Tasks/Function/Resource"),
+        findings=(f"{NIST}-LambdaInsideVPC", f"{HIPAA}-LambdaInsideVPC", f"{CHECKOV}CKV_AWS_117"),
+        reason=(
+            "The deploy's functions call only AWS APIs (STS, CloudFormation, SageMaker and its runtime in the "
+            "stages' accounts, Step Functions, DynamoDB, SNS, S3), several of which have no endpoint in these "
+            "subnets, which have no route out. They reach no resource inside a VPC; outside it they use AWS's "
+            "public endpoints over TLS, with IAM."
+        ),
+    ),
+    Acknowledgment(
+        stack="Deploy",
+        paths=("Tasks/Function/Resource",),
+        findings=(f"{NIST}-LambdaDLQ", f"{HIPAA}-LambdaDLQ", f"{CHECKOV}CKV_AWS_116"),
+        reason=(
+            "The state machine invokes this function synchronously and handles its failures (retry, catch, notify); "
+            "a dead-letter queue applies only to asynchronous invocations and would never receive anything."
+        ),
+    ),
+    Acknowledgment(
+        stack="Deploy",
+        paths=("Approvals/Resource",),
+        findings=(f"{NIST}-DynamoDBInBackupPlan", f"{HIPAA}-DynamoDBInBackupPlan"),
+        reason=(
+            "Point-in-time recovery is on (35 days). The table holds approvals in flight (task tokens that expire "
+            "with their execution) and the decisions, which each execution's history also records."
+        ),
+    ),
     # --- Endpoint -----------------------------------------------------------------------------
     Acknowledgment(
         stack="Endpoint",
@@ -406,6 +486,16 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
             "A serverless endpoint config takes no KmsKeyId: serverless endpoints have no ML storage volume to "
             "encrypt (SageMaker's serverless exclusions: no volume key, VPC, data capture or Model Monitor). Config "
             "refuses data capture and monitoring on serverless endpoints; instance endpoints carry the data key."
+        ),
+        only_if=lambda config: config.endpoint is not None and config.endpoint.kind == "serverless",
+    ),
+    Acknowledgment(
+        stack="Endpoint",
+        paths=("Hosting/Model",),
+        findings=(f"{CHECKOV}CKV_AWS_370",),
+        reason=(
+            "A serverless endpoint's model cannot use network isolation or a VPC (SageMaker's serverless "
+            "exclusions); instance endpoints' models are isolated, in the private subnets."
         ),
         only_if=lambda config: config.endpoint is not None and config.endpoint.kind == "serverless",
     ),

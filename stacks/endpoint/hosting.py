@@ -293,6 +293,9 @@ class Hosting(Construct):
         )
         for replaced in (self.model, self.endpoint_config):
             replaced.cfn_options.update_replace_policy = cdk.CfnDeletionPolicy.RETAIN
+            # cfn-lint's W3011 wants DeletionPolicy Retain beside it; deleting the stack must delete them, while
+            # replacing them must not (the endpoint may still serve the replaced config after a rollback).
+            replaced.cfn_options.metadata = {"cfn-lint": {"config": {"ignore_checks": ["W3011"]}}}
         served: list[cdk.CfnResource] = [self.model, self.endpoint_config, self.endpoint]
         if instance and endpoint.autoscaling.enabled:
             served.extend(self._autoscaling(config, endpoint))
@@ -301,12 +304,19 @@ class Hosting(Construct):
             resource.cfn_options.condition = package.has_model
 
         stack = cdk.Stack.of(self)
-        for output, value in (
+        outputs = [
             ("EndpointName", self.endpoint.attr_endpoint_name),
             ("EndpointConfigName", self.endpoint_config.attr_endpoint_config_name),
             ("ModelName", self.model.attr_model_name),
             ("ServedModelPackageArn", package.model_package_arn),
-        ):
+        ]
+        if package.statistics_uri:
+            outputs += [
+                ("ServedDataStatisticsUri", package.statistics_uri),
+                ("ServedDataConstraintsUri", package.constraints_uri),
+                ("ServedEvaluationUri", package.evaluation_uri),
+            ]
+        for output, value in outputs:
             cdk.CfnOutput(stack, output, value=value, condition=package.has_model)
 
     def _deployment(self, endpoint: Endpoint) -> sagemaker.CfnEndpoint.DeploymentConfigProperty:

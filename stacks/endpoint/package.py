@@ -32,13 +32,14 @@ class DeployedPackage(Construct):
 
     Attributes:
         model_package_arn: the approved model package version ("" until the first deploy).
-        statistics_uri, constraints_uri: its data-quality baseline (Model Monitor's formats).
-        evaluation_uri: its registered evaluation (``evaluation.json``), the model-quality reference.
+        statistics_uri, constraints_uri: its data-quality baseline (Model Monitor's formats); "" where the
+            environment does not monitor (no such parameter then).
+        evaluation_uri: its registered evaluation (``evaluation.json``), the model-quality reference (same).
         deploy_id: the deploy that set them (names the served model and endpoint config).
         has_model: true once a deploy has set ``ModelPackageArn``; every serving resource carries it.
     """
 
-    def __init__(self, scope: Construct, id_: str) -> None:
+    def __init__(self, scope: Construct, id_: str, *, baselines: bool) -> None:
         super().__init__(scope, id_)
         stack = cdk.Stack.of(self)
 
@@ -51,13 +52,17 @@ class DeployedPackage(Construct):
         self.model_package_arn = parameter(
             MODEL_PACKAGE_ARN, _PACKAGE_ARN, "Approved model package version to serve (set by the deploy)"
         )
-        self.statistics_uri = parameter(
-            DATA_STATISTICS_URI, _S3_URI, "statistics.json of that version's data-quality baseline"
-        )
-        self.constraints_uri = parameter(
-            DATA_CONSTRAINTS_URI, _S3_URI, "constraints.json of that version's data-quality baseline"
-        )
-        self.evaluation_uri = parameter(EVALUATION_URI, _S3_URI, "evaluation.json registered with that version")
+        # The baselines exist as parameters where something reads them (monitoring); a deploy sets the
+        # parameters the stack has.
+        self.statistics_uri = self.constraints_uri = self.evaluation_uri = ""
+        if baselines:
+            self.statistics_uri = parameter(
+                DATA_STATISTICS_URI, _S3_URI, "statistics.json of that version's data-quality baseline"
+            )
+            self.constraints_uri = parameter(
+                DATA_CONSTRAINTS_URI, _S3_URI, "constraints.json of that version's data-quality baseline"
+            )
+            self.evaluation_uri = parameter(EVALUATION_URI, _S3_URI, "evaluation.json registered with that version")
         # Each deploy names what it creates anew (a SageMaker model and endpoint config are immutable, and a
         # replaced one is retained): restoring a version after a rollback must not collide with its old names.
         self.deploy_id = cdk.CfnParameter(

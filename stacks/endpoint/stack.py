@@ -44,7 +44,7 @@ class EndpointStack(PlatformStack):
         # The registry whose approved versions this endpoint serves (itself when no deploy section names it).
         source = promotion.source or config
         keys, buckets = foundation.keys, foundation.buckets
-        self.package = DeployedPackage(self, "Package")
+        self.package = DeployedPackage(self, "Package", baselines=config.monitoring is not None)
         self.security_group = ec2.SecurityGroup(
             self,
             "SecurityGroup",

@@ -1,0 +1,1 @@
+"""Deploys approved model versions through the registry's stages: update, verify, smoke-test, approve, clean up."""

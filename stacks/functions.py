@@ -1,0 +1,97 @@
+"""The platform's Python Lambda functions, built one way: a package of lambdas/, Powertools, an encrypted
+and expiring log group of its own, an encrypted environment, bounded concurrency, and (for functions
+invoked asynchronously) a dead-letter queue that no other queue may redrive into.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_ssm as ssm
+from constructs import Construct
+
+from stacks.config import EnvironmentConfig
+from stacks.platform_stack import encrypted_log_group
+
+LAMBDAS = Path(__file__).resolve().parents[1] / "lambdas"
+RUNTIME = lambda_.Runtime.PYTHON_3_14
+
+
+def powertools_layer(scope: Construct, id_: str, config: EnvironmentConfig) -> lambda_.ILayerVersion:
+    """Powertools for AWS Lambda (it brings pydantic), resolved by CloudFormation at deploy from its public
+    SSM parameter: no lookup at synth."""
+    return lambda_.LayerVersion.from_layer_version_arn(
+        scope,
+        id_,
+        ssm.StringParameter.value_for_string_parameter(
+            scope, f"/aws/service/powertools/python/x86_64/{RUNTIME.name}/{config.powertools_version}"
+        ),
+    )
+
+
+class PythonFunction(Construct):
+    """One function of ``lambdas/<package>``.
+
+    Attributes:
+        function: the function.
+        log_group: its log group (logs key, config's retention).
+        dead_letters: its dead-letter queue, when it is invoked asynchronously.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        config: EnvironmentConfig,
+        package: str,
+        handler: str,
+        function_name: str,
+        description: str,
+        role: iam.IRole,
+        layer: lambda_.ILayerVersion,
+        data_key: kms.IKey,
+        logs_key: kms.IKey,
+        environment: dict[str, str],
+        timeout: cdk.Duration,
+        reserved_concurrency: int,
+        asynchronous: bool,
+        memory_mb: int = 256,
+    ) -> None:
+        super().__init__(scope, id_)
+        self.log_group = encrypted_log_group(self, "Logs", config=config, key=logs_key)
+        self.dead_letters: sqs.IQueue | None = None
+        if asynchronous:
+            self.dead_letters = sqs.Queue(
+                self,
+                "DeadLetters",
+                encryption=sqs.QueueEncryption.KMS,
+                encryption_master_key=data_key,
+                enforce_ssl=True,
+                retention_period=cdk.Duration.days(14),
+                redrive_allow_policy=sqs.RedriveAllowPolicy(redrive_permission=sqs.RedrivePermission.DENY_ALL),
+            )
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            function_name=function_name,
+            runtime=RUNTIME,
+            architecture=lambda_.Architecture.X86_64,
+            handler=f"{package}.handler.{handler}",
+            code=lambda_.Code.from_asset(str(LAMBDAS), exclude=["*", f"!{package}", f"!{package}/*.py"]),
+            layers=[layer],
+            role=role,
+            timeout=timeout,
+            memory_size=memory_mb,
+            reserved_concurrent_executions=reserved_concurrency,
+            dead_letter_queue=self.dead_letters,
+            environment={"POWERTOOLS_LOG_LEVEL": "INFO", **environment},
+            environment_encryption=data_key,
+            log_group=self.log_group,
+            description=description,
+        )
