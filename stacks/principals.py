@@ -12,6 +12,8 @@ are deployed before the model-build stack exists, can name them without a cross-
 
 from __future__ import annotations
 
+from aws_cdk import aws_iam as iam
+
 from stacks.config import EnvironmentConfig
 
 # Prefixes of the artifacts bucket that Studio users write (their shared notebooks and experiment
@@ -53,3 +55,18 @@ def artifact_writer_arns(config: EnvironmentConfig) -> list[str]:
 def image_pusher_arns(config: EnvironmentConfig) -> list[str]:
     """Roles that may push images: the image build stage, or the GitHub runner."""
     return [role_arn(config, ci_role_name(config, "imagesproject")), role_arn(config, config.github_role_name)]
+
+
+def consumer_principals(consumers: list[EnvironmentConfig]) -> list[iam.IPrincipal]:
+    """The roles of environments in other accounts that serve this registry's versions.
+
+    Each is its account, narrowed to the roles named with that environment's prefix (its endpoint's model,
+    CloudFormation and monitoring roles): a condition, not role ARNs, because IAM refuses a principal
+    that does not exist yet, and those environments may be deployed after this one.
+    """
+    return [
+        iam.AccountPrincipal(consumer.account).with_conditions(  # roles named <prefix>-... of that environment
+            {"ArnLike": {"aws:PrincipalArn": role_arn(consumer, f"{consumer.name_prefix}-*")}}
+        )
+        for consumer in consumers
+    ]

@@ -22,13 +22,15 @@ class EnvironmentStage(cdk.Stage):
         self.config = config
         # Which registry deploys to this environment's endpoint, and where this registry deploys.
         self.promotion = promotion or Promotion()
-        self.foundation = FoundationStack(self, "Foundation", config=config)
+        # Stages in other accounts read this registry's versions: grants on its bucket, key, images and group.
+        consumers = [stage for stage in self.promotion.stages if stage.account != config.account]
+        self.foundation = FoundationStack(self, "Foundation", config=config, consumers=consumers)
         self.studio = (
             StudioStack(self, "Studio", config=config, foundation=self.foundation) if config.studio.enabled else None
         )
         build = config.model_build
         self.model_build = (
-            ModelBuildStack(self, "ModelBuild", config=config, foundation=self.foundation)
+            ModelBuildStack(self, "ModelBuild", config=config, foundation=self.foundation, consumers=consumers)
             if build is not None and build.enabled
             else None
         )

@@ -10,7 +10,7 @@ from constructs import Construct
 
 from stacks.config import EnvironmentConfig, RemovalPolicyName
 from stacks.platform_stack import deny_all_but, removal_policy
-from stacks.principals import artifact_writer_arns, ci_protected_prefixes
+from stacks.principals import artifact_writer_arns, ci_protected_prefixes, consumer_principals
 
 
 class PlatformBuckets(Construct):
@@ -31,7 +31,15 @@ class PlatformBuckets(Construct):
         access_logs: server access logs of the three above.
     """
 
-    def __init__(self, scope: Construct, id_: str, *, config: EnvironmentConfig, key: kms.IKey) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        config: EnvironmentConfig,
+        key: kms.IKey,
+        consumers: list[EnvironmentConfig],
+    ) -> None:
         super().__init__(scope, id_)
         retention = config.retention
         destroy = retention.removal_policy is RemovalPolicyName.DESTROY
@@ -107,6 +115,17 @@ class PlatformBuckets(Construct):
                     principals=[iam.AccountPrincipal(config.tooling_account)],
                     actions=["s3:GetObject", "s3:PutObject", "s3:ListBucket"],
                     resources=[self.artifacts.bucket_arn, self.artifacts.arn_for_objects("*")],
+                )
+            )
+
+        if consumers:
+            # Endpoints in other accounts serve this registry's versions: their artifacts and baselines.
+            self.artifacts.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid="ServingAccountsReadModelVersions",
+                    principals=consumer_principals(consumers),
+                    actions=["s3:GetObject"],
+                    resources=[self.artifacts.arn_for_objects(f"{config.build_pipeline_name}/*")],
                 )
             )
 

@@ -9,6 +9,7 @@ from constructs import Construct
 
 from stacks.config import EnvironmentConfig
 from stacks.platform_stack import removal_policy
+from stacks.principals import consumer_principals
 
 
 class PlatformKeys(Construct):
@@ -24,7 +25,9 @@ class PlatformKeys(Construct):
         logs_key: CloudWatch log groups (flow logs, Lambda, CodeBuild).
     """
 
-    def __init__(self, scope: Construct, id_: str, *, config: EnvironmentConfig) -> None:
+    def __init__(
+        self, scope: Construct, id_: str, *, config: EnvironmentConfig, consumers: list[EnvironmentConfig]
+    ) -> None:
         super().__init__(scope, id_)
         stack = cdk.Stack.of(self)
         removal = removal_policy(config)
@@ -80,6 +83,21 @@ class PlatformKeys(Construct):
                                 f"s3.{stack.region}.amazonaws.com",
                                 f"ecr.{stack.region}.amazonaws.com",
                             ]
+                        }
+                    },
+                )
+            )
+        if consumers:
+            # Endpoints in other accounts read this registry's artifacts and images, which this key encrypts.
+            self.data_key.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid="ServingAccountsThroughS3AndEcr",
+                    principals=consumer_principals(consumers),
+                    actions=["kms:Decrypt", "kms:DescribeKey"],
+                    resources=["*"],
+                    conditions={
+                        "StringEquals": {
+                            "kms:ViaService": [f"s3.{stack.region}.amazonaws.com", f"ecr.{stack.region}.amazonaws.com"]
                         }
                     },
                 )

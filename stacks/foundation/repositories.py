@@ -10,7 +10,7 @@ from constructs import Construct
 
 from stacks.config import EnvironmentConfig, RemovalPolicyName
 from stacks.platform_stack import deny_all_but, removal_policy
-from stacks.principals import image_pusher_arns
+from stacks.principals import consumer_principals, image_pusher_arns
 
 PUSH_ACTIONS = ["ecr:PutImage", "ecr:InitiateLayerUpload", "ecr:UploadLayerPart", "ecr:CompleteLayerUpload"]
 
@@ -23,7 +23,15 @@ class ImageRepositories(Construct):
         inference: image for SageMaker endpoints.
     """
 
-    def __init__(self, scope: Construct, id_: str, *, config: EnvironmentConfig, key: kms.IKey) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        config: EnvironmentConfig,
+        key: kms.IKey,
+        consumers: list[EnvironmentConfig],
+    ) -> None:
         super().__init__(scope, id_)
         destroy = config.retention.removal_policy is RemovalPolicyName.DESTROY
 
@@ -54,6 +62,9 @@ class ImageRepositories(Construct):
             if config.tooling_account:
                 # Images are built once in the tooling account and promoted through environments.
                 repo.grant_pull_push(iam.AccountPrincipal(config.tooling_account))
+            for principal in consumer_principals(consumers):
+                # Endpoints (inference) and their monitors (training image) in other accounts pull this registry's.
+                repo.grant_pull(principal)
             return repo
 
         self.training: ecr.IRepository = repository("training")

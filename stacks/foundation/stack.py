@@ -19,11 +19,17 @@ from stacks.sagemaker_access import SAGEMAKER_LOG_GROUPS
 class FoundationStack(PlatformStack):
     """Shared resources of one environment; later stacks take its attributes."""
 
-    def __init__(self, scope: Construct, id_: str, *, config: EnvironmentConfig) -> None:
+    def __init__(
+        self, scope: Construct, id_: str, *, config: EnvironmentConfig, consumers: list[EnvironmentConfig] | None = None
+    ) -> None:
+        """``consumers``: environments in other accounts whose endpoints serve this registry's versions."""
         super().__init__(scope, id_, config=config, description=f"AWS-MLOps {config.name}: keys, buckets, ECR, network")
-        self.keys = PlatformKeys(self, "Keys", config=config)
-        self.buckets = PlatformBuckets(self, "Buckets", config=config, key=self.keys.data_key)
-        self.repositories = ImageRepositories(self, "Repositories", config=config, key=self.keys.data_key)
+        consumers = consumers or []
+        self.keys = PlatformKeys(self, "Keys", config=config, consumers=consumers)
+        self.buckets = PlatformBuckets(self, "Buckets", config=config, key=self.keys.data_key, consumers=consumers)
+        self.repositories = ImageRepositories(
+            self, "Repositories", config=config, key=self.keys.data_key, consumers=consumers
+        )
         self.network = PrivateNetwork(self, "Network", config=config, logs_key=self.keys.logs_key)
 
         subnet_ids = self.network.vpc.select_subnets(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED).subnet_ids

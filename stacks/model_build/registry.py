@@ -9,34 +9,48 @@ from stacks.config import EnvironmentConfig
 
 
 class ModelRegistry(Construct):
-    """One model package group per environment; multi-account, the tooling account may read it."""
+    """One model package group per environment; multi-account, the tooling account may read it, and the
+    accounts whose endpoints serve its versions (``consumers``) may describe them."""
 
-    def __init__(self, scope: Construct, id_: str, *, config: EnvironmentConfig) -> None:
+    def __init__(
+        self, scope: Construct, id_: str, *, config: EnvironmentConfig, consumers: list[EnvironmentConfig]
+    ) -> None:
         super().__init__(scope, id_)
-        policy = None
+        statements: list[dict[str, object]] = []
+        sagemaker_arn = f"arn:aws:sagemaker:{config.region}:{config.account}"
+        versions = f"{sagemaker_arn}:model-package/{config.model_package_group_name}/*"
+        for consumer in consumers:
+            # An endpoint in another account creates its model from a version of this group.
+            statements.append(
+                {
+                    "Sid": f"ServingAccount{consumer.account}DescribesVersions",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": f"arn:aws:iam::{consumer.account}:root"},
+                    "Action": ["sagemaker:DescribeModelPackage"],
+                    "Resource": versions,
+                    "Condition": {
+                        "ArnLike": {
+                            "aws:PrincipalArn": f"arn:aws:iam::{consumer.account}:role/{consumer.name_prefix}-*"
+                        }
+                    },
+                }
+            )
         if config.tooling_account:
-            sagemaker_arn = f"arn:aws:sagemaker:{config.region}:{config.account}"
             group_arn = f"{sagemaker_arn}:model-package-group/{config.model_package_group_name}"
-            policy = {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Sid": "ToolingAccountReads",
-                        "Effect": "Allow",
-                        "Principal": {"AWS": f"arn:aws:iam::{config.tooling_account}:root"},
-                        "Action": [
-                            "sagemaker:DescribeModelPackageGroup",
-                            "sagemaker:ListModelPackages",
-                            "sagemaker:DescribeModelPackage",
-                        ],
-                        "Resource": [
-                            group_arn,
-                            f"arn:aws:sagemaker:{config.region}:{config.account}:model-package/"
-                            f"{config.model_package_group_name}/*",
-                        ],
-                    }
-                ],
-            }
+            statements.append(
+                {
+                    "Sid": "ToolingAccountReads",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": f"arn:aws:iam::{config.tooling_account}:root"},
+                    "Action": [
+                        "sagemaker:DescribeModelPackageGroup",
+                        "sagemaker:ListModelPackages",
+                        "sagemaker:DescribeModelPackage",
+                    ],
+                    "Resource": [group_arn, versions],
+                }
+            )
+        policy = {"Version": "2012-10-17", "Statement": statements} if statements else None
         self.group = sagemaker.CfnModelPackageGroup(
             self,
             "Group",

@@ -17,12 +17,20 @@ from stacks.platform_stack import PlatformStack
 class ModelBuildStack(PlatformStack):
     """Model build of one environment."""
 
-    def __init__(self, scope: Construct, id_: str, *, config: EnvironmentConfig, foundation: FoundationStack) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        config: EnvironmentConfig,
+        foundation: FoundationStack,
+        consumers: list[EnvironmentConfig] | None = None,
+    ) -> None:
         super().__init__(scope, id_, config=config, description=f"AWS-MLOps {config.name}: model build")
         assert config.model_build is not None
         keys, buckets, repos = foundation.keys, foundation.buckets, foundation.repositories
         repositories = [repos.training, repos.inference]
-        self.registry = ModelRegistry(self, "Registry", config=config)
+        self.registry = ModelRegistry(self, "Registry", config=config, consumers=consumers or [])
         self.execution = PipelineExecution(
             self,
             "Execution",

@@ -23,6 +23,14 @@ ROOT = Path(__file__).resolve().parents[2]
 CDK = ROOT / "node_modules" / ".bin" / "cdk"
 ENVIRONMENTS = ("dev", "staging", "prod", "qa")
 STACKS = ("Foundation", "Studio", "ModelBuild", "Endpoint")
+# Environments whose registry deploys (a deploy section) also hold the deploy.
+DEPLOYING = {"dev", "qa"}
+
+
+def stacks_of(environment: str) -> list[str]:
+    return [f"{environment}/{stack}" for stack in (*STACKS, *(["Deploy"] if environment in DEPLOYING else []))]
+
+
 OFFLINE = {
     "CDK_DISABLE_CLI_TELEMETRY": "true",
     "AWS_EC2_METADATA_DISABLED": "true",
@@ -90,7 +98,7 @@ def _listed(stdout: str) -> list[str]:
 def test_the_stage_selector_lists_exactly_that_environments_stacks(assembly: Path, tmp_path: Path, environment) -> None:
     result = _run([str(CDK), "ls", "--no-notices", "--app", str(assembly), f"{environment}/*"], tmp_path)
     assert result.returncode == 0, result.stderr
-    assert _listed(result.stdout) == [f"{environment}/{stack}" for stack in STACKS]
+    assert _listed(result.stdout) == stacks_of(environment)
 
 
 def test_the_assembly_holds_all_four_environments(assembly: Path) -> None:
@@ -113,7 +121,7 @@ def test_make_ls_lists_a_fourth_environment_from_its_config_dir(four_environment
     result = _run(["make", "ls", "ENV=qa", f"CONFIG_DIR={four_environments}", f"CDK_ARGS=--output {out}"], tmp_path)
     assert result.returncode == 0, result.stderr
     assert "--no-notices" in result.stdout
-    assert _listed(result.stdout) == [f"qa/{stack}" for stack in STACKS]
+    assert _listed(result.stdout) == stacks_of("qa")
 
 
 def test_make_ls_of_an_environment_without_a_file_names_it(tmp_path: Path) -> None:

@@ -112,6 +112,7 @@ RESOURCE_STAR_ALLOWED: dict[str, str] = {
             "ListModels",
             "ListEndpoints",
             "ListEndpointConfigs",
+            "ListModelPackages",
             "Search",
         )
     },
@@ -127,6 +128,28 @@ RESOURCE_STAR_ALLOWED: dict[str, str] = {
         )
     },
     "cloudwatch:PutMetricData": "takes no resource; limited by condition to SageMaker's metric namespaces",
+    **{
+        f"states:{name}": "takes a task token, not a resource; who may decide is whoever may read the token"
+        for name in ("SendTaskSuccess", "SendTaskFailure")
+    },
+    # Step Functions' documented logging and tracing policy (CDK grants it to a state machine's role).
+    **{
+        action: "Step Functions' log delivery and X-Ray calls take no resource"
+        for action in (
+            "logs:CreateLogDelivery",
+            "logs:GetLogDelivery",
+            "logs:UpdateLogDelivery",
+            "logs:DeleteLogDelivery",
+            "logs:ListLogDeliveries",
+            "logs:PutResourcePolicy",
+            "logs:DescribeResourcePolicies",
+            "logs:DescribeLogGroups",
+            "xray:PutTraceSegments",
+            "xray:PutTelemetryRecords",
+            "xray:GetSamplingRules",
+            "xray:GetSamplingTargets",
+        )
+    },
     **{
         f"application-autoscaling:{name}": "Application Auto Scaling's Describe calls take no resource"
         for name in ("DescribeScalableTargets", "DescribeScalingPolicies")

@@ -323,9 +323,45 @@ def test_tooling_account_reaches_the_data_key_only_through_s3_and_ecr(multi_acco
 def test_tooling_account_may_push_and_pull_images(multi_account) -> None:
     for repo in _resources(multi_account, "dev", "AWS::ECR::Repository").values():
         statements = repo["Properties"]["RepositoryPolicyText"]["Statement"]
-        (grant,) = [s for s in statements if s["Effect"] == "Allow"]
+        (grant,) = [s for s in statements if s["Effect"] == "Allow" and "555555555555" in str(s["Principal"])]
         assert grant["Principal"] == {"AWS": "arn:aws:iam::555555555555:root"}
         assert "ecr:PutImage" in grant["Action"] and "ecr:BatchGetImage" in grant["Action"]
+
+
+def test_accounts_serving_the_registrys_versions_may_pull_its_images_and_read_its_model_versions(multi_account) -> None:
+    # dev's registry deploys to staging, in account 333333333333: staging's roles (and only theirs) read.
+    staging_roles = {"ArnLike": {"aws:PrincipalArn": "arn:aws:iam::333333333333:role/mlops-staging-*"}}
+    for repo in _resources(multi_account, "dev", "AWS::ECR::Repository").values():
+        statements = repo["Properties"]["RepositoryPolicyText"]["Statement"]
+        (pull,) = [s for s in statements if "333333333333" in str(s["Principal"])]
+        assert pull["Effect"] == "Allow" and pull["Condition"] == staging_roles
+        assert sorted(pull["Action"]) == [
+            "ecr:BatchCheckLayerAvailability",
+            "ecr:BatchGetImage",
+            "ecr:GetDownloadUrlForLayer",
+        ]
+    key_statements = [
+        s
+        for k in _resources(multi_account, "dev", "AWS::KMS::Key").values()
+        for s in k["Properties"]["KeyPolicy"]["Statement"]
+        if "333333333333" in str(s["Principal"])
+    ]
+    assert len(key_statements) == 1 and sorted(key_statements[0]["Action"]) == ["kms:Decrypt", "kms:DescribeKey"]
+    assert key_statements[0]["Condition"]["ArnLike"] == staging_roles["ArnLike"]
+    assert key_statements[0]["Condition"]["StringEquals"]["kms:ViaService"] == [
+        "s3.eu-west-1.amazonaws.com",
+        "ecr.eu-west-1.amazonaws.com",
+    ]
+    bucket_reads = [
+        s
+        for p in _resources(multi_account, "dev", "AWS::S3::BucketPolicy").values()
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+        if "333333333333" in str(s.get("Principal"))
+    ]
+    assert len(bucket_reads) == 1 and bucket_reads[0]["Action"] == "s3:GetObject"
+    assert bucket_reads[0]["Resource"]["Fn::Join"][1][-1] == "/mlops-dev-model-build/*"
+    # prod (another region) is fed by its own registry: dev grants it nothing.
+    assert "444444444444" not in str(multi_account.templates["dev"]["Foundation"])
 
 
 def test_single_account_grants_nothing_across_accounts(single_account) -> None:

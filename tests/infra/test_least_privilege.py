@@ -45,8 +45,14 @@ TRUST_SOURCE_ACCOUNT = {
     "codepipeline.amazonaws.com",
     "events.amazonaws.com",
     "vpc-flow-logs.amazonaws.com",
+    "states.amazonaws.com",
 }
-TRUST_SOURCE_ARN = {"codebuild.amazonaws.com", "codepipeline.amazonaws.com", "vpc-flow-logs.amazonaws.com"}
+TRUST_SOURCE_ARN = {
+    "codebuild.amazonaws.com",
+    "codepipeline.amazonaws.com",
+    "vpc-flow-logs.amazonaws.com",
+    "states.amazonaws.com",
+}
 # Lambda documents no aws:SourceAccount/aws:SourceArn for assuming a function's execution role (its
 # lambda:SourceFunctionArn key is for identity policies): each function has a role of its own instead.
 TRUST_WITHOUT_SOURCE = {

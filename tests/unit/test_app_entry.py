@@ -38,7 +38,7 @@ def test_a_fourth_environment_synthesizes_from_its_file_alone(tmp_path: Path) ->
     assert [name for name, a in manifest["artifacts"].items() if a["type"] == "cdk:cloud-assembly"] == ["assembly-qa"]
     stage = json.loads((tmp_path / "out" / "assembly-qa" / "manifest.json").read_text())
     stacks = sorted(a["displayName"] for a in stage["artifacts"].values() if a["type"] == "aws:cloudformation:stack")
-    assert stacks == ["qa/Endpoint", "qa/Foundation", "qa/ModelBuild", "qa/Studio"]
+    assert stacks == ["qa/Deploy", "qa/Endpoint", "qa/Foundation", "qa/ModelBuild", "qa/Studio"]
 
 
 def test_an_unsafe_environment_name_stops_synth_with_a_clear_message(tmp_path: Path) -> None:
