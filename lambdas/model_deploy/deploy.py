@@ -149,6 +149,14 @@ class Deployer:
 
     def _start(self, plan: Plan) -> Decision:
         name = f"{plan.reason}-v{plan.version.number}-{plan.deploy_id}"
+        # Step Functions answers a repeated start of a running execution with that execution: ask first.
+        existing = self.settings.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name}"
+        try:
+            self.stepfunctions.describe_execution(executionArn=existing)
+            return Decision("duplicate", f"deploy {name} was already started for event {plan.event_id}", existing)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ExecutionDoesNotExist":
+                raise
         try:
             response = self.stepfunctions.start_execution(
                 stateMachineArn=self.settings.state_machine_arn, name=name, input=plan.model_dump_json()

@@ -15,6 +15,11 @@ from typing import Any
 import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
 from aws_lambda_powertools.utilities.parser import ValidationError, parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
@@ -59,6 +64,14 @@ def deployer() -> Deployer:
     )
 
 
+@cache
+def idempotency() -> tuple[DynamoDBPersistenceLayer, IdempotencyConfig]:
+    # The approvals table keeps the trigger's idempotency records too (key "id", TTL "expiration"): a
+    # redelivered event is answered from its record, so it neither starts nor announces a second deploy.
+    store = DynamoDBPersistenceLayer(table_name=settings().table_name, boto_config=BOTO_CONFIG)
+    return store, IdempotencyConfig(event_key_jmespath="id", expires_after_seconds=7 * 24 * 3600)
+
+
 def _problems(exc: ValidationError) -> str:
     return "; ".join(f"{'.'.join(map(str, e['loc'])) or '(event)'}: {e['msg']}" for e in exc.errors())
 
@@ -89,7 +102,15 @@ def parse_task(event: Any) -> Task:
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def trigger_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
-    decision = deployer().on_package_change(parse_package_change(event)).as_dict()
+    change = parse_package_change(event)
+    store, config = idempotency()
+    config.register_lambda_context(context)
+
+    @idempotent_function(data_keyword_argument="event", persistence_store=store, config=config)
+    def once(event: dict[str, Any]) -> dict[str, str]:
+        return deployer().on_package_change(change).as_dict()
+
+    decision = once(event=event)
     logger.info("decision", extra=decision)
     metrics.add_metric(name=f"Deploy_{decision['action']}", unit=MetricUnit.Count, value=1)
     return decision

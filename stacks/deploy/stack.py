@@ -200,7 +200,10 @@ class DeployStack(PlatformStack):
                 ),
                 iam.PolicyStatement(sid="Notify", actions=["sns:Publish"], resources=[self.topic.topic_arn]),
                 iam.PolicyStatement(
-                    sid="RecordApprovals", actions=["dynamodb:PutItem"], resources=[self.table.table_arn]
+                    # Approvals waiting (tasks function) and the trigger's idempotency records (Powertools).
+                    sid="ApprovalsAndIdempotency",
+                    actions=["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+                    resources=[self.table.table_arn],
                 ),
                 iam.PolicyStatement(
                     sid="RunTheDeploy",

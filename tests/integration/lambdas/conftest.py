@@ -16,6 +16,7 @@ import ssl
 import sys
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -155,3 +156,22 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+@dataclass
+class LambdaContextStandIn:
+    """What Lambda passes a handler as its context: the fields Powertools reads."""
+
+    function_name: str = "mlops-dev-function"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = "arn:aws:lambda:eu-west-1:123456789012:function:mlops-dev-function"
+    aws_request_id: str = "request-1"
+    remaining_ms: int = 60_000
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+@pytest.fixture
+def lambda_context() -> LambdaContextStandIn:
+    return LambdaContextStandIn()
