@@ -16,6 +16,7 @@ from ml_code.serving.readiness import free_port, running_server
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "data" / "abalone.csv"
+sys.path.insert(0, str(ROOT / "lambdas"))  # how Lambda sees the asset: packages at the root
 
 
 @pytest.fixture(scope="session")
