@@ -295,7 +295,7 @@ class Hosting(Construct):
             replaced.cfn_options.update_replace_policy = cdk.CfnDeletionPolicy.RETAIN
             # cfn-lint's W3011 wants DeletionPolicy Retain beside it; deleting the stack must delete them, while
             # replacing them must not (the endpoint may still serve the replaced config after a rollback).
-            replaced.cfn_options.metadata = {"cfn-lint": {"config": {"ignore_checks": ["W3011"]}}}
+            replaced.add_metadata("cfn-lint", {"config": {"ignore_checks": ["W3011"]}})
         served: list[cdk.CfnResource] = [self.model, self.endpoint_config, self.endpoint]
         if instance and endpoint.autoscaling.enabled:
             served.extend(self._autoscaling(config, endpoint))
