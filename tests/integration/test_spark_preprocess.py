@@ -66,6 +66,49 @@ def test_splits_are_complete_disjoint_reproducible_and_described(spark, tmp_path
     assert schema.classes == ("no", "yes")
 
 
+def _column(directory: Path, name: str) -> list[str]:
+    values = []
+    for part in sorted(directory.glob("part-*.csv")):
+        lines = part.read_text().splitlines()
+        if lines:
+            index = lines[0].split(",").index(name)
+            values += [line.split(",")[index] for line in lines[1:]]
+    return values
+
+
+def test_the_schema_is_the_training_splits_not_the_whole_files(spark, tmp_path: Path) -> None:
+    # Given a categorical column with many values seen once: some land only in validation or test
+    frame = make_frame("binary", rows=400)
+    frame["tag"] = [f"t{i}" for i in range(400)]
+    data = write_csv(tmp_path / "in" / "data.csv", frame)
+    # When the Spark step splits it
+    spark_preprocess.run(spark, _args(data.parent, tmp_path / "out", "binary"))
+    # Then schema.json's categories are the values of the training rows only, in every split's copy
+    in_train = set(_column(tmp_path / "out" / "train", "tag"))
+    held_out = set(_column(tmp_path / "out" / "validation", "tag")) | set(_column(tmp_path / "out" / "test", "tag"))
+    assert held_out and not (held_out & in_train)
+    for name in spark_preprocess.SPLITS:
+        schema = DataSchema.read(tmp_path / "out" / name / "schema.json")
+        tag = next(f for f in schema.features if f.name == "tag")
+        assert set(tag.categories) == in_train, name
+
+
+def test_a_held_out_split_must_fit_the_training_schema(spark) -> None:
+    schema = {
+        "target": "y",
+        "problem_type": "binary",
+        "features": [{"name": "a", "kind": "numeric", "categories": []}],
+        "classes": ["no", "yes"],
+    }
+    text = spark.createDataFrame([("1.5", "yes"), ("abc", "no")], ["a", "y"])
+    with pytest.raises(spark_preprocess.DataError, match="'a' is numeric in the training split but has 1 text"):
+        spark_preprocess.check_fits(text, schema, source="test split")
+    new_class = spark.createDataFrame([("1.5", "yes"), ("2.5", "maybe")], ["a", "y"])
+    with pytest.raises(spark_preprocess.DataError, match=r"target classes \['maybe'\] do not occur"):
+        spark_preprocess.check_fits(new_class, schema, source="test split")
+    spark_preprocess.check_fits(spark.createDataFrame([("1.5", "yes"), ("", "no")], ["a", "y"]), schema, source="ok")
+
+
 @pytest.mark.parametrize(
     ("mutate", "problem", "message"),
     [
