@@ -9,7 +9,9 @@ checks, and writes ``--output/{train,validation,test}/`` as CSV parts with a hea
 with ``schema.json`` beside them, in the format of ``ml_code.schema.DataSchema``. The split is
 a seeded random split (not stratified). As in the pandas step, the whole input is validated but
 the schema is the training split's (kinds, categories and classes seen in training), and the
-validation and test splits must fit it. Only pyspark and the standard library are used, and nothing
+validation and test splits must fit it. ``lineage.json`` beside each split records the identity of
+the files Spark read, computed as ``ml_code.lineage`` defines it (SHA-256 over the sorted lines
+``<file name>\0<SHA-256 of its bytes>\n``). Only pyspark and the standard library are used, and nothing
 newer than Python 3.9: the Spark container carries neither this project's packages nor a
 recent Python.
 """
@@ -17,6 +19,7 @@ recent Python.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 from typing import Any
@@ -164,8 +167,40 @@ def check_fits(df: DataFrame, schema: dict, *, source: str) -> None:
             )
 
 
+def input_lineage(spark: SparkSession, df: DataFrame) -> dict:
+    """The identity of the files ``df`` reads, as ``ml_code.lineage.describe_inputs`` computes it.
+
+    Each file is hashed by an executor (Spark's binaryFile source reads a file whole, so one
+    file must stay under 2 GB); only the names, sizes and hashes reach the driver.
+    """
+    files = df.inputFiles()
+    rows = (
+        spark.read.format("binaryFile")
+        .load(files)
+        .select("path", "length", F.sha2(F.col("content"), 256).alias("sha256"))
+        .collect()
+    )
+    described = sorted(
+        (
+            {"name": r["path"].rstrip("/").rsplit("/", 1)[-1], "bytes": int(r["length"]), "sha256": r["sha256"]}
+            for r in rows
+        ),
+        key=lambda d: (d["name"], d["sha256"]),
+    )
+    digest = hashlib.sha256()
+    for d in described:
+        digest.update(f"{d['name']}\0{d['sha256']}\n".encode())
+    return {"input_sha256": digest.hexdigest(), "input_files": described}
+
+
 def run(spark: SparkSession, args: argparse.Namespace) -> dict[str, int]:
     df = spark.read.option("header", True).option("mode", "FAILFAST").csv(args.input)
+    lineage = {
+        **input_lineage(spark, df),
+        "seed": args.seed,
+        "validation_fraction": args.validation_fraction,
+        "test_fraction": args.test_fraction,
+    }
     # The whole input is validated (its errors name the input); the schema is then the training split's.
     typed, _ = infer_and_validate(df, source=args.input, target=args.target, problem_type=args.problem_type)
     parts = split(typed, validation_fraction=args.validation_fraction, test_fraction=args.test_fraction, seed=args.seed)
@@ -180,6 +215,7 @@ def run(spark: SparkSession, args: argparse.Namespace) -> dict[str, int]:
         out = f"{args.output.rstrip('/')}/{name}"
         part.write.mode("overwrite").option("header", True).csv(out)
         write_text(spark, f"{out}/schema.json", document)
+        write_text(spark, f"{out}/lineage.json", json.dumps(lineage, indent=2, sort_keys=True) + "\n")
         rows[name] = part.count()
     return rows
 

@@ -12,6 +12,7 @@ import pytest
 from pyspark.sql import SparkSession
 
 from ml_code import train
+from ml_code.lineage import describe_inputs
 from ml_code.schema import DataSchema
 from ml_code.spark import preprocess as spark_preprocess
 from tests.datasets import make_frame, write_csv
@@ -91,6 +92,21 @@ def test_the_schema_is_the_training_splits_not_the_whole_files(spark, tmp_path: 
         schema = DataSchema.read(tmp_path / "out" / name / "schema.json")
         tag = next(f for f in schema.features if f.name == "tag")
         assert set(tag.categories) == in_train, name
+
+
+def test_each_split_records_the_input_identity_as_ml_code_lineage_computes_it(spark, tmp_path: Path) -> None:
+    frame = make_frame("regression", rows=200)
+    write_csv(tmp_path / "in" / "a.csv", frame.iloc[:90])
+    write_csv(tmp_path / "in" / "b.csv", frame.iloc[90:])
+    spark_preprocess.run(spark, _args(tmp_path / "in", tmp_path / "out"))
+    expected = describe_inputs(sorted((tmp_path / "in").glob("*.csv")))
+    for name in spark_preprocess.SPLITS:
+        recorded = json.loads((tmp_path / "out" / name / "lineage.json").read_text())
+        assert recorded["input_sha256"] == expected["input_sha256"]
+        assert recorded["input_files"] == expected["input_files"]
+    # The first CSV part of the test split has a header and rows, the target among its columns (what a deploy reads)
+    first = sorted((tmp_path / "out" / "test").glob("part-*.csv"))[0].read_text().splitlines()
+    assert first[0].split(",") == ["a", "b", "colour", "y"] and len(first) > 1
 
 
 def test_a_held_out_split_must_fit_the_training_schema(spark) -> None:
