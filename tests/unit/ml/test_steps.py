@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -231,6 +232,8 @@ def test_evaluation_uses_sagemakers_model_metrics_format(tmp_path: Path, problem
     assert report["lineage"]["budget_exhausted"] == "false"
     assert report["lineage"]["predictions_sha256"] == hashlib.sha256(predictions.encode()).hexdigest()
     assert report["lineage"]["trials_completed"] == "6 of 6"
+    for value in report["lineage"].values():  # botocore's CustomerMetadataValue: 1-256 of [\p{L}\p{Z}\p{N}_.:/=+\-@]
+        assert re.fullmatch(r"[\w .:/=+\-@]{1,256}", value), value
     assert ("decision_threshold" in report["model_build"]) == (problem == "binary")
     scalar = {k for k, v in report[key].items() if "value" in v}
     assert scalar == names
