@@ -184,8 +184,14 @@ def run(
     log: Callable[[str], None] = print,
     sleep: Callable[[float], None] = time.sleep,
     description: str | None = None,
+    keep_definition: bool = False,
 ) -> str | None:
-    """Check, upsert, and optionally start and wait. Returns the execution ARN when started."""
+    """Check, upsert, and optionally start and wait. Returns the execution ARN when started.
+
+    Args:
+        keep_definition: refuse (RunError) when the pipeline exists with another definition than
+            this checkout's, instead of replacing it (``pipelines.reproduce`` without ``--upsert``).
+    """
     settings = settings_for(config, tag)
 
     def resolve(document: Any) -> Any:
@@ -210,6 +216,16 @@ def run(
     for parameter in definition["Parameters"]:
         if parameter["Name"] in IMAGE_PARAMETERS:  # a start with the defaults (a retrain) runs the pinned images
             parameter["DefaultValue"] = defaults[parameter["Name"]]
+    if keep_definition:
+        try:
+            current = json.loads(sagemaker.describe_pipeline(PipelineName=settings.name)["PipelineDefinition"])
+        except ClientError:
+            current = None
+        if current is not None and current != definition:
+            raise RunError(
+                f"pipeline {settings.name} runs another definition than this checkout builds "
+                "(CI has upserted a newer commit since); --upsert replaces it until CI's next run"
+            )
     action = upsert(
         sagemaker,
         settings.name,
