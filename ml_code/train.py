@@ -51,6 +51,9 @@ import sklearn
 import xgboost
 from scipy.optimize import minimize
 from sklearn.model_selection import KFold, ParameterSampler, StratifiedKFold
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils import Bunch
 from sklearn.utils.parallel import Parallel, delayed
 
 from ml_code import metrics
@@ -367,11 +370,13 @@ def fit_trial(
     settings: TrainingSettings,
     n_jobs: int,
     deadline: float,
+    fitted: list[Any] | None = None,
 ) -> Trial | None:
     """Fit one candidate on every fold and score its out-of-fold predictions.
 
     The plan's first trial always completes, so there is a model whatever the budget; any other
-    returns None when the deadline passes before it finishes (its fits are stopped there).
+    returns None when the deadline passes before it finishes (its fits are stopped there). With
+    ``fitted`` and a single holdout fold, the fitted pipeline is appended to it.
     """
     start = time.monotonic()
     problem = schema.problem_type
@@ -390,6 +395,10 @@ def fit_trial(
         fit_until(pipeline, x.iloc[fit_rows], y[fit_rows], stop)
         if stop is not None and stop.stopped:
             return None
+        if fitted is not None and len(selection.folds) == 1:
+            if "callbacks" in pipeline.named_steps["model"].get_params():
+                pipeline.named_steps["model"].set_params(callbacks=None)  # the deadline does not travel with the model
+            fitted.append(pipeline)
         return _predict(problem, pipeline, x.iloc[scored_rows])
 
     if parallel > 1:  # threads: the estimators release the GIL while they fit
@@ -426,12 +435,16 @@ def fit_trials(
     log: Any = print,
     budget: Budget | None = None,
     refit_rows: int | None = None,
+    kept: dict[int, Any] | None = None,
 ) -> tuple[list[Trial], int]:
     """Fit ``planned`` in order; return the trials and how many the time budget cut.
 
     After each trial the budget's reserve becomes the estimated refit (on ``refit_rows``, default
     every row) of the blend of each family's best so far, so the search leaves time for it. A
     trial that its family's earlier fits say cannot end before the search deadline is not started.
+    With ``kept`` and a holdout selection, it holds the fitted pipeline of each family's best
+    trial by plan index: when the budget leaves no time for a larger refit, the winner is those
+    very models (the ones that were scored), at no cost.
     """
     refit_rows = len(y) if refit_rows is None else refit_rows
     budget = Budget(settings.time_budget_seconds) if budget is None else budget
@@ -442,7 +455,8 @@ def fit_trials(
         if plan.index != 0 and expected is not None and time.monotonic() + expected > budget.search_deadline:
             skipped += 1
             continue
-        trial = fit_trial(schema, x, y, selection, plan, settings, n_jobs, budget.search_deadline)
+        fitted: list[Any] = []
+        trial = fit_trial(schema, x, y, selection, plan, settings, n_jobs, budget.search_deadline, fitted)
         if trial is None:
             skipped += 1
             continue
@@ -455,6 +469,10 @@ def fit_trials(
             ):
                 best[t.family] = t
         budget.reserve = estimate_refit_seconds(list(best.values()), selection, refit_rows, n_jobs)
+        if kept is not None and fitted:
+            kept[trial.index] = fitted[0]
+            for index in [i for i in kept if i not in {t.index for t in best.values()}]:
+                del kept[index]  # superseded within its family: free the memory
     if skipped:
         log(
             f"  {host}: TIME BUDGET of {settings.time_budget_seconds:g} s REACHED: {skipped} of {len(planned)} "
@@ -502,6 +520,29 @@ def _members(winner: Trial, trials: list[Trial]) -> list[Trial]:
         for family, params in winner.params["members"].items()
         if weights[family] > 0
     ]
+
+
+def assemble(winner: Trial, trials: list[Trial], kept: dict[int, Any], schema: DataSchema, y: np.ndarray) -> Any:
+    """The winner from the search's own fitted pipelines (holdout), or None when one is not at hand.
+
+    A blend is its members' fitted estimators behind their shared preprocessing (each member's is
+    fitted on the same rows, so they are equal), weighted as ``build_candidate`` weights them: the
+    model a refit on the search's rows computes, without fitting it again.
+    """
+    members = _members(winner, trials)
+    if any(m.index not in kept for m in members):
+        return None
+    if winner.family != ENSEMBLE:
+        return kept[winner.index]
+    pipelines = [kept[m.index] for m in members]
+    blend = build_candidate(schema, ENSEMBLE, winner.params, 0, 1)
+    voting = blend.named_steps["model"]
+    voting.estimators_ = [p.named_steps["model"] for p in pipelines]
+    voting.named_estimators_ = Bunch(**{m.family: e for m, e in zip(members, voting.estimators_, strict=True)})
+    if schema.problem_type is not ProblemType.REGRESSION:
+        voting.le_ = LabelEncoder().fit(y)
+        voting.classes_ = voting.le_.classes_
+    return Pipeline([("preprocess", pipelines[0].named_steps["preprocess"]), ("model", voting)])
 
 
 def refit_rows(
@@ -720,8 +761,9 @@ def train(env: SageMakerEnvironment, log: Any = print) -> TrainingResult:
             skipped=skipped,
             cut=[f"{skipped} of {len(mine)} planned trials were not completed"] if skipped else [],
         )
+    kept: dict[int, Any] = {}
     trials, skipped = fit_trials(
-        schema, x, y, selection, mine, settings, env.num_cpus, host=cluster.current, log=log, budget=budget
+        schema, x, y, selection, mine, settings, env.num_cpus, host=cluster.current, log=log, budget=budget, kept=kept
     )
     if collector is not None:
         received = collector.wait(timeout=wait_limit)
@@ -746,17 +788,32 @@ def train(env: SageMakerEnvironment, log: Any = print) -> TrainingResult:
     # Refit the winner on train + validation: the selection is done, every row helps the final model,
     # unless the refit of every row would not end within the budget (then a seeded sample, said below).
     rows = refit_rows(winner, trials, selection, len(y), env.num_cpus, budget.left(), settings.seed)
-    final = build_candidate(schema, winner.family, winner.params, settings.seed, env.num_cpus, len(rows))
-    if len(rows) == len(y):
-        final.fit(x, y)
+    search_rows = selection.folds[0][0]
+    reused = None
+    if selection.method == "holdout" and len(rows) == len(search_rows) and np.array_equal(rows, search_rows):
+        reused = assemble(winner, trials, kept, schema, y[search_rows])
+    kept.clear()
+    if reused is not None:
+        final = reused
+        log("the budget leaves no time for a larger refit: the final model is the one fitted and scored in the search")
     else:
-        final.fit(x.iloc[rows], y[rows])
+        final = build_candidate(schema, winner.family, winner.params, settings.seed, env.num_cpus, len(rows))
+        if len(rows) == len(y):
+            final.fit(x, y)
+        else:
+            final.fit(x.iloc[rows], y[rows])
     budget.mark("refit")
     cut = []
     if skipped:
         cut.append(f"{skipped} of {len(planned)} planned trials were not completed")
-    if len(rows) < len(y):
+    if reused is not None:
+        cut.append(f"the final model is the search's, fitted on its sample of {len(rows):,} of the {len(y):,} rows")
+        refit_on = "the search's sample of the training rows (the model as it was scored)"
+    elif len(rows) < len(y):
         cut.append(f"the final model was refitted on a seeded sample of {len(rows):,} of the {len(y):,} rows")
+        refit_on = "a seeded sample of train+validation"
+    else:
+        refit_on = "train+validation"
     lineage = _read_lineage(train_dir)
     artifact = ModelArtifact(
         pipeline=final,
@@ -771,7 +828,7 @@ def train(env: SageMakerEnvironment, log: Any = print) -> TrainingResult:
             **metadata_extra,
             "selection": {**selection.describe(), "metric": settings.metric, "cv_max_rows": settings.cv_max_rows},
             "selection_metric": selection.proper_score,
-            "refit_on": "train+validation" if len(rows) == len(y) else "a seeded sample of train+validation",
+            "refit_on": refit_on,
             "refit_rows": len(rows),
             "trials": len(trials),
             "trials_planned": len(planned),

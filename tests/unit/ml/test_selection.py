@@ -11,6 +11,7 @@ import pytest
 
 from ml_code import evaluate, local_run, metrics, preprocess, train
 from ml_code.artifact import ModelArtifact
+from ml_code.candidates import build_candidate
 from ml_code.schema import DataSchema, ProblemType, load_dataset
 from tests.datasets import make_frame, write_csv
 
@@ -302,6 +303,43 @@ def test_a_blends_refit_estimate_is_the_sum_of_its_members() -> None:
     assert train._members(blend, [linear, boost, blend]) == [linear, boost]
     expected = train.REFIT_MARGIN * (1.0 * 2**1.0 + 4.0 * 2 ** train.REFIT_GROWTH["xgboost"])
     assert train.estimate_refit_seconds([linear, boost], selection, 200_000, 4) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("problem", ["regression", "binary"])
+def test_the_searchs_own_models_make_the_winner_a_refit_on_its_rows_would(tmp_path: Path, problem: str) -> None:
+    # Given a holdout search that keeps each family's best fitted pipeline
+    splits = _split(tmp_path, make_frame(problem, rows=400), problem)
+    ptype = ProblemType(problem)
+    train_ds = load_dataset(splits / "train" / "train.csv", target="y", problem_type=ptype)
+    valid_ds = load_dataset(
+        splits / "validation" / "validation.csv", target="y", problem_type=ptype, schema=train_ds.schema
+    )
+    schema = train_ds.schema
+    y = np.concatenate([train.encode_target(schema, train_ds.target), train.encode_target(schema, valid_ds.target)])
+    x = pd.concat([train_ds.features, valid_ds.features], ignore_index=True)
+    settings = train.TrainingSettings(target="y", problem_type=ptype, max_trials=2, seed=3, cv_max_rows=0)
+    selection = train.plan_selection(ptype, y, len(train_ds.target), settings, schema.classes)
+    kept: dict = {}
+    trials, skipped = train.fit_trials(
+        schema, x, y, selection, train.plan_trials(settings), settings, 1, log=lambda _: None, kept=kept
+    )
+    assert skipped == 0 and len(kept) == 3  # one per family: the others were let go
+    trials, _, _ = train.blend_and_select(schema, y, selection, trials, settings)
+    rows = selection.folds[0][0]
+    # When the blend (and each family's best) is assembled from them
+    for candidate in [t for t in trials if t.index in kept or t.family == "ensemble"]:
+        assembled = train.assemble(candidate, trials, kept, schema, y[rows])
+        # Then it predicts what fitting that candidate on the search's rows predicts
+        refit = build_candidate(schema, candidate.family, candidate.params, 3, 1, len(rows))
+        refit.fit(x.iloc[rows], y[rows])
+        if problem == "regression":
+            np.testing.assert_allclose(assembled.predict(x), refit.predict(x), rtol=1e-12, atol=1e-12)
+        else:
+            np.testing.assert_allclose(assembled.predict_proba(x), refit.predict_proba(x), rtol=1e-12, atol=1e-12)
+            assert np.array_equal(assembled.predict(x), refit.predict(x))
+    # A member that was not kept (fitted on another instance) means no assembly
+    blend = next(t for t in trials if t.family == "ensemble")
+    assert train.assemble(blend, trials, {}, schema, y[rows]) is None
 
 
 def test_extra_trees_grown_in_chunks_are_the_trees_of_one_fit_and_stop_at_a_deadline() -> None:
