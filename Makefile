@@ -104,6 +104,7 @@ bench: install
 	$(PY) bench/serving.py
 	$(PY) bench/per_row_timings.py
 	$(PY) bench/training_cost.py
+	$(PY) bench/large_training.py
 	$(PY) bench/monitor.py
 
 clean:

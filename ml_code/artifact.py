@@ -48,6 +48,10 @@ class ModelArtifact:
         model_dir.mkdir(parents=True, exist_ok=True)
         joblib.dump(self.pipeline, model_dir / MODEL_FILE)
         self.schema.write(model_dir / SCHEMA_FILE)
+        self.write_metadata(model_dir)
+
+    def write_metadata(self, model_dir: Path) -> None:
+        """(Re)write metadata.json alone."""
         (model_dir / METADATA_FILE).write_text(json.dumps(self.metadata, indent=2, sort_keys=True) + "\n")
 
     @classmethod

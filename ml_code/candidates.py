@@ -44,10 +44,12 @@ class Family:
 
 
 class StopCheck(xgboost.callback.TrainingCallback):
-    """Stops a boosting fit at a deadline (time.monotonic()); ``stopped`` says whether it did.
+    """Stops a search fit at a deadline (time.monotonic()); ``stopped`` says whether it did.
 
-    The search passes one so that a single long fit cannot overrun the time budget; the final
-    refit of the winner never gets one, so the saved model is the one that was scored.
+    Boosting checks it after every round (it is XGBoost's callback); extra trees are grown in
+    chunks of ``TREE_CHUNK`` trees with a check between chunks (``fit_until``). A stopped fit is
+    discarded. The search passes one so that a single long fit cannot overrun the time budget;
+    the final refit never gets one, so the saved model is the configuration that was scored.
     """
 
     def __init__(self, deadline: float) -> None:
@@ -59,6 +61,35 @@ class StopCheck(xgboost.callback.TrainingCallback):
         if time.monotonic() > self.deadline:
             self.stopped = True
         return self.stopped
+
+
+# Extra trees grow this many trees at a time when a deadline may stop them. Growing a forest in
+# chunks (warm start) gives the same trees as one fit: scikit-learn draws each new tree's seed
+# after skipping the seeds of the trees already grown (tests/unit/ml/test_selection.py checks it).
+TREE_CHUNK = 25
+
+
+def fit_until(pipeline: Pipeline, x: Any, y: Any, stop: StopCheck | None) -> None:
+    """Fit ``pipeline``; with ``stop``, give up at its deadline (``stop.stopped`` is then True).
+
+    Boosting stops itself (``stop`` is its callback, set by ``build_candidate``). Extra trees
+    are grown ``TREE_CHUNK`` at a time and checked between chunks. Linear models are quick
+    and are not interrupted.
+    """
+    model = pipeline.named_steps["model"]
+    if stop is None or not isinstance(model, ExtraTreesRegressor | ExtraTreesClassifier):
+        pipeline.fit(x, y)
+        return
+    total = int(model.n_estimators)
+    features = pipeline.named_steps["preprocess"].fit_transform(x, y)
+    model.set_params(warm_start=True)
+    for grown in range(min(TREE_CHUNK, total), total + TREE_CHUNK, TREE_CHUNK):
+        model.set_params(n_estimators=min(grown, total))
+        model.fit(features, y)
+        if min(grown, total) < total and time.monotonic() > stop.deadline:
+            stop.stopped = True
+            return
+    model.set_params(warm_start=False)
 
 
 def _linear(

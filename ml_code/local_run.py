@@ -1,6 +1,7 @@
 """Run the whole ML workload on one machine, each step through its SageMaker contract.
 
     python -m ml_code.local_run --data CSV --target COL --problem-type regression|binary|multiclass --output DIR
+    python -m ml_code.local_run --reproduce DIR [--output NEW]
 
 Steps run in order, each as its SageMaker job would: preprocess (Processing), train
 (Training), evaluate and baseline (Processing), with the same environment variables and
@@ -8,9 +9,16 @@ the same directory layout under DIR/.jobs/ that SageMaker mounts under /opt/ml. 
 
     DIR/model/                    what the server loads (the contents of model.tar.gz)
     DIR/evaluation.json           test-split metrics, SageMaker's model-quality format
+    DIR/predictions.csv           the model's predictions for the test split
+    DIR/run.json                  the run's arguments, the input's identity and the code's hash
     DIR/baseline/statistics.json  Model Monitor data-quality baseline
     DIR/baseline/constraints.json
     DIR/leaderboard.json          every candidate's validation scores
+
+``--reproduce DIR`` runs again from DIR/run.json (into NEW, or a temporary directory) and says
+whether the result is the same model (``ml_code.lineage``: the same winner, test predictions
+and metrics within 1e-9); it says first when the data or the code differ from what DIR
+recorded. Exit 0: the same model; 3: a different one; 1: an error.
 """
 
 from __future__ import annotations
@@ -21,13 +29,19 @@ import io
 import json
 import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ml_code import baseline, evaluate, metrics, preprocess, train
+from ml_code.lineage import PREDICTIONS_FILE, BuildRecord, compare_builds, describe_inputs, source_digest
 from ml_code.schema import ProblemType
+
+RUN_FILE = "run.json"
+DIFFERENT = 3
+CODE_ROOT = Path(__file__).resolve().parents[1]
 
 
 class StepFailed(RuntimeError):
@@ -117,6 +131,20 @@ def run(
     shutil.copytree(splits / "test", ev / "test")
     _run("evaluate", evaluate.main, jobs, env={"SM_PROCESSING_ROOT": str(ev)})
     shutil.copyfile(ev / "evaluation" / "evaluation.json", output / "evaluation.json")
+    shutil.copyfile(ev / "evaluation" / PREDICTIONS_FILE, output / PREDICTIONS_FILE)
+    lineage = json.loads((splits / "train" / "lineage.json").read_text())
+    recorded = {
+        "data": str(data.resolve()),
+        "target": target,
+        "problem_type": problem_type.value,
+        "time_budget_seconds": time_budget_seconds,
+        "max_trials": max_trials,
+        "seed": seed,
+        "metric": metric,
+        "input_sha256": lineage["input_sha256"],
+        "code_sha256": source_digest(CODE_ROOT),
+    }
+    (output / RUN_FILE).write_text(json.dumps(recorded, indent=2, sort_keys=True) + "\n")
 
     # Processing job: data-quality baseline, the model's output first, then the training features.
     bl = jobs / "baseline"
@@ -139,12 +167,55 @@ def run(
     )
 
 
+def reproduce(original: Path, output: Path | None = None, log: Callable[[str], None] = print) -> bool:
+    """Run again from ``original``'s run.json and compare; returns whether it is the same model.
+
+    Raises:
+        StepFailed: ``original`` is not a run's output, or a step failed.
+    """
+    run_file = original / RUN_FILE
+    if not run_file.is_file():
+        raise StepFailed(f"--reproduce {original}: {RUN_FILE} not found; is it the output of a local run?")
+    recorded = json.loads(run_file.read_text())
+    data = Path(recorded["data"])
+    if not data.is_file():
+        raise StepFailed(f"--reproduce {original}: the data it was built from, {data}, is gone")
+    now = describe_inputs([data])["input_sha256"]
+    if now != recorded["input_sha256"]:
+        log(
+            f"the data at {data} is not what {original} was built from "
+            f"(input {now[:12]}, then {recorded['input_sha256'][:12]})"
+        )
+    if source_digest(CODE_ROOT) != recorded["code_sha256"]:
+        log(f"the code under {CODE_ROOT / 'ml_code'} has changed since {original} was built")
+    with contextlib.ExitStack() as stack:
+        target = output or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mlops-reproduce-")))
+        summary = run(
+            data,
+            recorded["target"],
+            ProblemType(recorded["problem_type"]),
+            target,
+            time_budget_seconds=recorded["time_budget_seconds"],
+            max_trials=recorded["max_trials"],
+            seed=recorded["seed"],
+            metric=recorded["metric"],
+        )
+        log(summary)
+        try:
+            comparison = compare_builds(BuildRecord.from_dir(original), BuildRecord.from_dir(target))
+        except FileNotFoundError as exc:
+            raise StepFailed(f"--reproduce {original}: {exc}") from None
+    log(comparison.report())
+    return comparison.same
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run preprocess, train, evaluate and baseline locally.")
-    parser.add_argument("--data", type=Path, required=True, help="CSV with a header row")
-    parser.add_argument("--target", required=True, help="target column")
-    parser.add_argument("--problem-type", required=True, choices=[p.value for p in ProblemType])
-    parser.add_argument("--output", type=Path, required=True, help="output directory")
+    parser.add_argument("--data", type=Path, help="CSV with a header row")
+    parser.add_argument("--target", help="target column")
+    parser.add_argument("--problem-type", choices=[p.value for p in ProblemType])
+    parser.add_argument("--output", type=Path, help="output directory (with --reproduce: where the rerun goes)")
+    parser.add_argument("--reproduce", type=Path, metavar="DIR", help="run again from DIR's record and compare")
     parser.add_argument(
         "--time-budget", type=float, default=600.0, help="seconds for the hyperparameter search (as the pipeline)"
     )
@@ -155,6 +226,15 @@ def main(argv: list[str] | None = None) -> int:
         help="the metric to report (for binary, the decision threshold is tuned for it); default accuracy or rmse",
     )
     args = parser.parse_args(argv)
+    if args.reproduce:
+        try:
+            return 0 if reproduce(args.reproduce, args.output) else DIFFERENT
+        except StepFailed as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    missing = [f"--{n.replace('_', '-')}" for n in ("data", "target", "problem_type", "output") if not getattr(args, n)]
+    if missing:
+        parser.error(f"the following arguments are required: {', '.join(missing)} (or --reproduce DIR)")
     try:
         summary = run(
             args.data,

@@ -3,7 +3,8 @@
 SageMaker runs it as a Processing job:
     python -m ml_code.preprocess --target rings --problem-type regression
     input   /opt/ml/processing/input/data/*.csv (one or more files with the same header)
-    output  /opt/ml/processing/output/{train,validation,test}/<split>.csv, each with schema.json beside it
+    output  /opt/ml/processing/output/{train,validation,test}/<split>.csv, each with schema.json and
+            lineage.json beside it (the identity of the input files it read: ml_code.lineage)
 
 The transform itself (impute, encode, scale) is fitted by the training step inside the
 model pipeline, so that serving applies exactly what training learned.
@@ -12,6 +13,7 @@ model pipeline, so that serving applies exactly what training learned.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 from collections.abc import Mapping
@@ -22,6 +24,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from ml_code.environment import processing_root
+from ml_code.lineage import LINEAGE_FILE, describe_inputs
 from ml_code.schema import (
     DataSchema,
     DataValidationError,
@@ -144,6 +147,14 @@ def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) ->
     args = parser.parse_args(argv)
     root = processing_root(env)
     try:
+        # Hashed before reading: what the step read is what the identity names.
+        read = sorted((root / "input" / "data").glob("*.csv")) if (root / "input" / "data").is_dir() else []
+        lineage = {
+            **describe_inputs(read),
+            "seed": args.seed,
+            "validation_fraction": args.validation_fraction,
+            "test_fraction": args.test_fraction,
+        }
         data_file = combine_inputs(root / "input" / "data", root / "work" / "combined.csv")
         result = split_dataset(
             data_file,
@@ -158,7 +169,9 @@ def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) ->
     except DataValidationError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"split {sum(result.rows.values())} rows: {result.rows}")
+    for name in SPLITS:
+        (root / "output" / name / LINEAGE_FILE).write_text(json.dumps(lineage, indent=2, sort_keys=True) + "\n")
+    print(f"split {sum(result.rows.values())} rows: {result.rows}; input {lineage['input_sha256']}")
     return 0
 
 

@@ -20,8 +20,15 @@ How a winner is chosen:
   probabilities; it is stored in metadata.json as ``decision_threshold``.
 - The winner is refitted on train + validation and saved.
 
-The search is fixed by its plan and seed. The time budget may cut it short; the run then says so
-and records ``budget_exhausted`` and the trials completed in metadata.json.
+The search is fixed by its plan and seed. ``time_budget_seconds`` bounds the whole step, from the
+start of ``train()`` to the model on disk: loading, the search, the refit and saving. Time is
+kept back from the search for the refit (estimated from the candidates' own fits); a search fit
+that would pass the deadline is stopped and discarded, and a refit that would not fit in what is
+left is made on a seeded sample of the rows. Whenever the budget changed the result, the run
+says so (``TIME BUDGET REACHED``) and records ``budget_exhausted`` and what was cut in
+metadata.json; otherwise the model is the one an unlimited run computes. Outside the budget:
+starting Python and importing the libraries (about 2 s), and what SageMaker does before the
+container starts and after it exits (downloading channels, uploading model.tar.gz).
 """
 
 from __future__ import annotations
@@ -44,13 +51,17 @@ import sklearn
 import xgboost
 from scipy.optimize import minimize
 from sklearn.model_selection import KFold, ParameterSampler, StratifiedKFold
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils import Bunch
 from sklearn.utils.parallel import Parallel, delayed
 
 from ml_code import metrics
 from ml_code.artifact import ArtifactError, ModelArtifact, encode_target
-from ml_code.candidates import ENSEMBLE, FAMILIES, FAMILY_NAMES, StopCheck, build_candidate
+from ml_code.candidates import ENSEMBLE, FAMILIES, FAMILY_NAMES, StopCheck, build_candidate, fit_until
 from ml_code.distributed import ResultsCollector, leader_address, send_results
 from ml_code.environment import SageMakerEnvironment
+from ml_code.lineage import LINEAGE_FILE
 from ml_code.preprocess import combine_inputs
 from ml_code.schema import DataSchema, DataValidationError, ProblemType, load_dataset
 
@@ -61,8 +72,14 @@ from ml_code.schema import DataSchema, DataValidationError, ProblemType, load_da
 CV_MAX_ROWS = 20_000
 CV_FOLDS = 5
 # Above CV_MAX_ROWS, search fits use a seeded sample of at most this many training rows, which
-# bounds the cost of one fit (and so how far past the budget a fit can run); the winner is refitted on all rows.
+# bounds the cost of one fit; the winner is refitted on all rows (when the budget allows).
 SEARCH_MAX_ROWS = 100_000
+# How a family's fit time grows with its rows (time ~ rows ** exponent), to estimate the refit from
+# the search's fits. Measured with bench/large_training.py: extra trees on 935,000 rows took 43x
+# their time on 100,000 (deeper trees: exponent 1.6); linear models and XGBoost's histogram method
+# grow about in proportion. REFIT_MARGIN covers the machine being busier during the refit.
+REFIT_GROWTH = {"linear": 1.0, "extra_trees": 1.6, "xgboost": 1.1}
+REFIT_MARGIN = 1.25
 # Threshold-dependent metrics the decision threshold can be tuned for; for other metrics (AUC,
 # log loss) the threshold is tuned for accuracy.
 THRESHOLD_METRICS = ("accuracy", "f1", "balanced_accuracy")
@@ -183,8 +200,47 @@ class Selection:
 
 
 @dataclass
+class Budget:
+    """The step's time budget: one deadline for loading, the search, the refit and saving.
+
+    ``reserve`` is kept back from the search for the refit; ``phases`` records where the time went.
+    """
+
+    seconds: float
+    start: float = field(default_factory=time.monotonic)
+    reserve: float = 0.0
+    phases: dict[str, float] = field(default_factory=dict)
+    _mark: float = 0.0
+
+    @property
+    def deadline(self) -> float:
+        return self.start + self.seconds
+
+    @property
+    def search_deadline(self) -> float:
+        return self.deadline - self.reserve
+
+    def left(self) -> float:
+        """Seconds until the deadline (negative once it has passed)."""
+        return self.deadline - time.monotonic()
+
+    def used(self) -> float:
+        return time.monotonic() - self.start
+
+    def mark(self, phase: str) -> None:
+        """Record the time since the previous mark (or the start) as ``phase``."""
+        now = time.monotonic()
+        self.phases[phase] = round(now - (self._mark or self.start), 3)
+        self._mark = now
+
+
+@dataclass
 class TrainingResult:
-    """What the step produced; a worker instance produces trials only (``artifact`` is None)."""
+    """What the step produced; a worker instance produces trials only (``artifact`` is None).
+
+    ``cut`` says, in words, what the time budget took away (empty: nothing, the result is the
+    unlimited run's); ``over_budget`` how many seconds the step ran past its budget anyway.
+    """
 
     artifact: ModelArtifact | None
     trials: list[Trial]
@@ -193,6 +249,8 @@ class TrainingResult:
     host: str = "algo-1"
     planned: int = 0
     skipped: int = 0
+    cut: list[str] = field(default_factory=list)
+    over_budget: float = 0.0
 
 
 def _find_csv(directory: Path) -> Path:
@@ -312,11 +370,13 @@ def fit_trial(
     settings: TrainingSettings,
     n_jobs: int,
     deadline: float,
+    fitted: list[Any] | None = None,
 ) -> Trial | None:
     """Fit one candidate on every fold and score its out-of-fold predictions.
 
-    A family's defaults always complete (so every family is represented); a sampled trial
-    returns None when the deadline passes before it finishes.
+    The plan's first trial always completes, so there is a model whatever the budget; any other
+    returns None when the deadline passes before it finishes (its fits are stopped there). With
+    ``fitted`` and a single holdout fold, the fitted pipeline is appended to it.
     """
     start = time.monotonic()
     problem = schema.problem_type
@@ -328,13 +388,17 @@ def fit_trial(
     fit_jobs = 1 if parallel > 1 else n_jobs
 
     def one_fold(fit_rows: np.ndarray, scored_rows: np.ndarray) -> np.ndarray | None:
-        stop = None if plan.is_default else StopCheck(deadline)
+        stop = None if plan.index == 0 else StopCheck(deadline)
         if stop is not None and time.monotonic() > deadline:
             return None
         pipeline = build_candidate(schema, plan.family, plan.params, settings.seed, fit_jobs, len(fit_rows), stop)
-        pipeline.fit(x.iloc[fit_rows], y[fit_rows])
+        fit_until(pipeline, x.iloc[fit_rows], y[fit_rows], stop)
         if stop is not None and stop.stopped:
             return None
+        if fitted is not None and len(selection.folds) == 1:
+            if "callbacks" in pipeline.named_steps["model"].get_params():
+                pipeline.named_steps["model"].set_params(callbacks=None)  # the deadline does not travel with the model
+            fitted.append(pipeline)
         return _predict(problem, pipeline, x.iloc[scored_rows])
 
     if parallel > 1:  # threads: the estimators release the GIL while they fit
@@ -369,25 +433,144 @@ def fit_trials(
     n_jobs: int,
     host: str = "algo-1",
     log: Any = print,
-    deadline: float | None = None,
+    budget: Budget | None = None,
+    refit_rows: int | None = None,
+    kept: dict[int, Any] | None = None,
 ) -> tuple[list[Trial], int]:
-    """Fit ``planned`` in order; return the trials and how many the time budget cut."""
-    deadline = time.monotonic() + settings.time_budget_seconds if deadline is None else deadline
+    """Fit ``planned`` in order; return the trials and how many the time budget cut.
+
+    After each trial the budget's reserve becomes the estimated refit (on ``refit_rows``, default
+    every row) of the blend of each family's best so far, so the search leaves time for it. A
+    trial that its family's earlier fits say cannot end before the search deadline is not started.
+    With ``kept`` and a holdout selection, it holds the fitted pipeline of each family's best
+    trial by plan index: when the budget leaves no time for a larger refit, the winner is those
+    very models (the ones that were scored), at no cost.
+    """
+    refit_rows = len(y) if refit_rows is None else refit_rows
+    budget = Budget(settings.time_budget_seconds) if budget is None else budget
     trials: list[Trial] = []
     skipped = 0
     for plan in planned:
-        trial = fit_trial(schema, x, y, selection, plan, settings, n_jobs, deadline)
+        expected = expected_trial_seconds(plan, trials)
+        if plan.index != 0 and expected is not None and time.monotonic() + expected > budget.search_deadline:
+            skipped += 1
+            continue
+        fitted: list[Any] = []
+        trial = fit_trial(schema, x, y, selection, plan, settings, n_jobs, budget.search_deadline, fitted)
         if trial is None:
             skipped += 1
             continue
         trial.host = host
         trials.append(trial)
+        best: dict[str, Trial] = {}
+        for t in trials:
+            if t.family not in best or rank_key(t, schema.problem_type, settings.metric) < rank_key(
+                best[t.family], schema.problem_type, settings.metric
+            ):
+                best[t.family] = t
+        budget.reserve = estimate_refit_seconds(list(best.values()), selection, refit_rows, n_jobs)
+        if kept is not None and fitted:
+            kept[trial.index] = fitted[0]
+            for index in [i for i in kept if i not in {t.index for t in best.values()}]:
+                del kept[index]  # superseded within its family: free the memory
     if skipped:
         log(
             f"  {host}: TIME BUDGET of {settings.time_budget_seconds:g} s REACHED: {skipped} of {len(planned)} "
             "planned trials were not completed; the search was cut short"
         )
     return trials, skipped
+
+
+def expected_trial_seconds(plan: PlannedTrial, done: list[Trial]) -> float | None:
+    """How long ``plan`` should take, from its family's completed trials (scaled by their tree counts)."""
+    same = [t for t in done if t.family == plan.family]
+    if not same:
+        return None
+
+    def size(params: dict[str, Any]) -> float:
+        return float(params.get("n_estimators", 1))
+
+    return max(t.fit_seconds / size(t.params) for t in same) * size(plan.params)
+
+
+def _fit_cost(trial: Trial, selection: Selection, n_jobs: int) -> tuple[float, float]:
+    """(seconds, rows) of one of the trial's fits: folds fitted side by side share its wall time."""
+    folds = len(selection.folds)
+    side_by_side = min(n_jobs, folds)
+    rows = float(np.mean([len(fit) for fit, _ in selection.folds]))
+    return trial.fit_seconds * side_by_side / folds, rows
+
+
+def estimate_refit_seconds(members: list[Trial], selection: Selection, rows: int, n_jobs: int) -> float:
+    """Estimated seconds to fit ``members`` (a candidate, or a blend's members) on ``rows`` rows."""
+    total = 0.0
+    for trial in members:
+        seconds, fitted = _fit_cost(trial, selection, n_jobs)
+        total += seconds * (rows / max(fitted, 1.0)) ** REFIT_GROWTH.get(trial.family, 1.0)
+    return REFIT_MARGIN * total
+
+
+def _members(winner: Trial, trials: list[Trial]) -> list[Trial]:
+    """The trials a winner is made of: itself, or the blend's members (matched by family and parameters)."""
+    if winner.family != ENSEMBLE:
+        return [winner]
+    weights = winner.params["weights"]
+    return [
+        next(t for t in trials if t.family == family and t.params == params)
+        for family, params in winner.params["members"].items()
+        if weights[family] > 0
+    ]
+
+
+def assemble(winner: Trial, trials: list[Trial], kept: dict[int, Any], schema: DataSchema, y: np.ndarray) -> Any:
+    """The winner from the search's own fitted pipelines (holdout), or None when one is not at hand.
+
+    A blend is its members' fitted estimators behind their shared preprocessing (each member's is
+    fitted on the same rows, so they are equal), weighted as ``build_candidate`` weights them: the
+    model a refit on the search's rows computes, without fitting it again.
+    """
+    members = _members(winner, trials)
+    if any(m.index not in kept for m in members):
+        return None
+    if winner.family != ENSEMBLE:
+        return kept[winner.index]
+    pipelines = [kept[m.index] for m in members]
+    blend = build_candidate(schema, ENSEMBLE, winner.params, 0, 1)
+    voting = blend.named_steps["model"]
+    voting.estimators_ = [p.named_steps["model"] for p in pipelines]
+    voting.named_estimators_ = Bunch(**{m.family: e for m, e in zip(members, voting.estimators_, strict=True)})
+    if schema.problem_type is not ProblemType.REGRESSION:
+        voting.le_ = LabelEncoder().fit(y)
+        voting.classes_ = voting.le_.classes_
+    return Pipeline([("preprocess", pipelines[0].named_steps["preprocess"]), ("model", voting)])
+
+
+def refit_rows(
+    winner: Trial, trials: list[Trial], selection: Selection, n_rows: int, n_jobs: int, seconds_left: float, seed: int
+) -> np.ndarray:
+    """The rows the final model is fitted on: all of them, unless their estimated cost exceeds what is left.
+
+    Then the largest seeded sample whose estimate fits (found by bisection), but never fewer
+    rows than one search fit used; in the holdout case a sample no larger than the search's
+    own rows is exactly those rows, so the model saved is the one that was scored.
+    """
+    everything = np.arange(n_rows)
+    members = _members(winner, trials)
+    if estimate_refit_seconds(members, selection, n_rows, n_jobs) <= seconds_left:
+        return everything
+    search_rows = selection.folds[0][0]
+    low, high = len(search_rows), n_rows
+    while low < high:  # the largest count in [low, high] whose estimate fits
+        middle = (low + high + 1) // 2
+        if estimate_refit_seconds(members, selection, middle, n_jobs) <= seconds_left:
+            low = middle
+        else:
+            high = middle - 1
+    if low >= n_rows:
+        return everything
+    if selection.method == "holdout" and low <= len(search_rows):
+        return np.asarray(search_rows)
+    return np.sort(np.random.default_rng(seed).choice(n_rows, low, replace=False))
 
 
 def fit_blend_weights(problem_type: ProblemType, y: np.ndarray, members: np.ndarray) -> np.ndarray:
@@ -543,8 +726,11 @@ def train(env: SageMakerEnvironment, log: Any = print) -> TrainingResult:
     selection = plan_selection(schema.problem_type, y, len(train_ds.target), settings, schema.classes)
 
     cluster = env.cluster
+    budget = Budget(settings.time_budget_seconds, start=start)
+    budget.mark("load")
     log(
-        f"training on {len(train_ds.target)} + {len(valid_ds.target)} rows; selecting by "
+        f"training on {len(train_ds.target)} + {len(valid_ds.target)} rows (loaded in {budget.phases['load']:.1f} s "
+        f"of a {settings.time_budget_seconds:g} s budget); selecting by "
         f"{selection.method} ({len(selection.folds)} fold(s), {len(selection.scored)} scored rows) on "
         f"{selection.proper_score}, reporting {settings.metric}"
         + (f"; instance {cluster.current} of {cluster.size}" if cluster.size > 1 else "")
@@ -555,11 +741,10 @@ def train(env: SageMakerEnvironment, log: Any = print) -> TrainingResult:
     wait_limit = settings.time_budget_seconds + 3600
     # Workers may finish early: the leader listens before it starts fitting.
     collector = ResultsCollector(address[1], set(cluster.hosts[1:])) if cluster.size > 1 and cluster.is_leader else None
-    deadline = start + settings.time_budget_seconds
     if cluster.size > 1 and not cluster.is_leader:
         try:
             own, skipped = fit_trials(
-                schema, x, y, selection, mine, settings, env.num_cpus, host=cluster.current, log=log, deadline=deadline
+                schema, x, y, selection, mine, settings, env.num_cpus, host=cluster.current, log=log, budget=budget
             )
         except Exception as exc:
             send_results(address, cluster.current, {"error": str(exc)}, timeout=wait_limit)
@@ -574,14 +759,17 @@ def train(env: SageMakerEnvironment, log: Any = print) -> TrainingResult:
             host=cluster.current,
             planned=len(mine),
             skipped=skipped,
+            cut=[f"{skipped} of {len(mine)} planned trials were not completed"] if skipped else [],
         )
+    kept: dict[int, Any] = {}
     trials, skipped = fit_trials(
-        schema, x, y, selection, mine, settings, env.num_cpus, host=cluster.current, log=log, deadline=deadline
+        schema, x, y, selection, mine, settings, env.num_cpus, host=cluster.current, log=log, budget=budget, kept=kept
     )
     if collector is not None:
         received = collector.wait(timeout=wait_limit)
         trials += [Trial(**t) for host in sorted(received) for t in received[host]]
         skipped += sum(collector.skipped.values())
+    budget.mark("search")
     trials, winner, winner_oof = blend_and_select(schema, y, selection, trials, settings)
     metadata_extra: dict[str, Any] = {}
     if schema.problem_type is ProblemType.BINARY:
@@ -595,11 +783,38 @@ def train(env: SageMakerEnvironment, log: Any = print) -> TrainingResult:
         # The winner's reported metrics are those of the threshold it will serve with.
         winner.scores = score_predictions(schema.problem_type, y[selection.scored], winner_oof, threshold)
         log(f"decision threshold {threshold:.4f} (out-of-fold {tuned_for} {value:.4f})")
+    budget.mark("select")
 
-    # Refit the winner on train + validation: the selection is done, every row helps the final model.
-    final = build_candidate(schema, winner.family, winner.params, settings.seed, env.num_cpus, len(y))
-    final.fit(x, y)
-    budget_exhausted = skipped > 0
+    # Refit the winner on train + validation: the selection is done, every row helps the final model,
+    # unless the refit of every row would not end within the budget (then a seeded sample, said below).
+    rows = refit_rows(winner, trials, selection, len(y), env.num_cpus, budget.left(), settings.seed)
+    search_rows = selection.folds[0][0]
+    reused = None
+    if selection.method == "holdout" and len(rows) == len(search_rows) and np.array_equal(rows, search_rows):
+        reused = assemble(winner, trials, kept, schema, y[search_rows])
+    kept.clear()
+    if reused is not None:
+        final = reused
+        log("the budget leaves no time for a larger refit: the final model is the one fitted and scored in the search")
+    else:
+        final = build_candidate(schema, winner.family, winner.params, settings.seed, env.num_cpus, len(rows))
+        if len(rows) == len(y):
+            final.fit(x, y)
+        else:
+            final.fit(x.iloc[rows], y[rows])
+    budget.mark("refit")
+    cut = []
+    if skipped:
+        cut.append(f"{skipped} of {len(planned)} planned trials were not completed")
+    if reused is not None:
+        cut.append(f"the final model is the search's, fitted on its sample of {len(rows):,} of the {len(y):,} rows")
+        refit_on = "the search's sample of the training rows (the model as it was scored)"
+    elif len(rows) < len(y):
+        cut.append(f"the final model was refitted on a seeded sample of {len(rows):,} of the {len(y):,} rows")
+        refit_on = "a seeded sample of train+validation"
+    else:
+        refit_on = "train+validation"
+    lineage = _read_lineage(train_dir)
     artifact = ModelArtifact(
         pipeline=final,
         schema=schema,
@@ -613,11 +828,13 @@ def train(env: SageMakerEnvironment, log: Any = print) -> TrainingResult:
             **metadata_extra,
             "selection": {**selection.describe(), "metric": settings.metric, "cv_max_rows": settings.cv_max_rows},
             "selection_metric": selection.proper_score,
-            "refit_on": "train+validation",
+            "refit_on": refit_on,
+            "refit_rows": len(rows),
             "trials": len(trials),
             "trials_planned": len(planned),
             "trials_completed": len(planned) - skipped,
-            "budget_exhausted": budget_exhausted,
+            "budget_exhausted": bool(cut),
+            "budget_cut": cut,
             "time_budget_seconds": settings.time_budget_seconds,
             "instances": cluster.size,
             "seed": settings.seed,
@@ -626,6 +843,7 @@ def train(env: SageMakerEnvironment, log: Any = print) -> TrainingResult:
                 "train_sha256": _content_hash(train_dir),
                 "validation_sha256": _content_hash(valid_dir),
                 "rows": len(y),
+                **lineage,
             },
             "versions": {
                 "python": platform.python_version(),
@@ -635,12 +853,24 @@ def train(env: SageMakerEnvironment, log: Any = print) -> TrainingResult:
         },
     )
     artifact.save(env.model_dir)
+    budget.mark("save")
+    # The accounting is written last, so that it includes saving the model.
+    over = max(0.0, budget.used() - budget.seconds)
+    artifact.metadata["budget"] = {
+        "seconds": settings.time_budget_seconds,
+        "used_seconds": round(budget.used(), 3),
+        "over_budget_seconds": round(over, 3),
+        "phases": budget.phases,
+    }
+    artifact.write_metadata(env.model_dir)
     env.output_data_dir.mkdir(parents=True, exist_ok=True)
     leaderboard = {
         "selection_metric": selection.proper_score,
         "metric": settings.metric,
         "selection": selection.describe(),
-        "budget_exhausted": budget_exhausted,
+        "budget_exhausted": bool(cut),
+        "budget_cut": cut,
+        "budget": artifact.metadata["budget"],
         "winner": winner.public(),
         "trials": [t.public() for t in trials],
     }
@@ -653,16 +883,27 @@ def train(env: SageMakerEnvironment, log: Any = print) -> TrainingResult:
         host=cluster.current,
         planned=len(planned),
         skipped=skipped,
+        cut=cut,
+        over_budget=over,
     )
+
+
+def _read_lineage(train_dir: Path) -> dict[str, Any]:
+    """What the preprocess step read (its ``lineage.json`` beside the split), if it left one."""
+    path = train_dir / LINEAGE_FILE
+    if not path.is_file():
+        return {}
+    recorded = json.loads(path.read_text(encoding="utf-8"))
+    return {key: recorded[key] for key in ("input_sha256", "input_files") if key in recorded}
 
 
 def summarize(result: TrainingResult) -> str:
     """Candidates, their best out-of-fold scores, the winner, the time taken, and whether the budget cut the search."""
     artifact, winner = result.artifact, result.winner
     cut = (
-        f"TIME BUDGET REACHED: {result.skipped} of {result.planned} planned trials were not completed; "
-        "the search was cut short and the result may differ from an uncut run"
-        if result.skipped
+        f"TIME BUDGET REACHED: {'; '.join(result.cut)}; "
+        "the result may differ from an uncut run (same data, code and config)"
+        if result.cut
         else ""
     )
     if artifact is None or winner is None:
@@ -693,7 +934,13 @@ def summarize(result: TrainingResult) -> str:
         )
     if cut:
         lines.append(cut)
-    lines.append(f"training took {result.seconds:.1f} s")
+    budget = artifact.metadata.get("budget", {})
+    phases = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in budget.get("phases", {}).items())
+    lines.append(f"training took {result.seconds:.1f} s of a {budget.get('seconds', 0):g} s budget ({phases})")
+    if result.over_budget > 0:
+        lines.append(
+            f"OVER BUDGET by {result.over_budget:.1f} s: the plan's first trial and the smallest refit always run"
+        )
     return "\n".join(lines)
 
 

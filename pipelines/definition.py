@@ -8,7 +8,17 @@ throttling and capacity errors, and caching.
 
 Values known only after deployment are written as references to the environment's
 discovery parameters, ``{{ssm:/name}}`` (one value) and ``{{ssm-list:/name}}`` (a
-comma-separated list), which ``pipelines.run`` resolves at upsert.
+comma-separated list), which ``pipelines.run`` resolves at upsert. The images are the
+parameters ``TrainingImage`` and ``InferenceImage``: ``repo:tag`` here, pinned to
+``repo@sha256:...`` by the runner, which resolves the tag's digest through ECR.
+
+Every registered version records what it was built from in its metadata properties
+(``RECORD_KEYS``, each value at most 256 characters of ``[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]``, at
+most 50 of them: botocore's ``CustomerMetadataMap``): the parameters it ran with, the commit,
+the image digests, the config's hash, the seed, the input's identity as the preprocess step
+hashed it, whether the time budget cut the search, and for the deploy the target column
+(``target``) and the test split's prefix (``test_data_uri``). ``pipelines.reproduce`` rebuilds a
+version from that record.
 """
 
 from __future__ import annotations
@@ -17,6 +27,27 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipelines.offline import offline_session
+
+# Metadata property -> the pipeline parameter it records: what pipelines.reproduce starts the rebuild with.
+RECORDED_PARAMETERS = {
+    "input_data_uri": "InputDataUri",
+    "processing_instance_type": "ProcessingInstanceType",
+    "processing_instance_count": "ProcessingInstanceCount",
+    "training_instance_type": "TrainingInstanceType",
+    "training_instance_count": "TrainingInstanceCount",
+    "metric_threshold": "MetricThreshold",
+    "source_commit": "SourceCommit",
+    "training_image": "TrainingImage",
+    "inference_image": "InferenceImage",
+}
+# Metadata property -> the key of evaluation.json's "lineage" section it is read from (JsonGet).
+RECORDED_FROM_EVALUATION = {
+    "data_sha256": "input_sha256",
+    "budget_exhausted": "budget_exhausted",
+    "trials_completed": "trials_completed",
+    "refit_rows": "refit_rows",
+    "predictions_sha256": "predictions_sha256",
+}
 
 METRIC_GATE = {
     # problem type -> (evaluation.json path, the test passes when the metric is "<=" or ">=" the threshold)
@@ -67,6 +98,7 @@ def get_pipeline(settings: PipelineSettings) -> Any:
     from sagemaker.processing import ProcessingInput, ProcessingOutput, Processor
     from sagemaker.workflow.condition_step import ConditionStep
     from sagemaker.workflow.conditions import ConditionGreaterThanOrEqualTo, ConditionLessThanOrEqualTo
+    from sagemaker.workflow.execution_variables import ExecutionVariables
     from sagemaker.workflow.fail_step import FailStep
     from sagemaker.workflow.functions import Join, JsonGet
     from sagemaker.workflow.model_step import ModelStep
@@ -94,6 +126,13 @@ def get_pipeline(settings: PipelineSettings) -> Any:
     threshold = ParameterFloat("MetricThreshold", default_value=settings.metric_threshold)
     # The commit CI built from (the runner fills it from CodeBuild's or GitHub's variables).
     source_commit = ParameterString("SourceCommit", default_value="unknown")
+    # repo:tag offline; the runner pins both to repo@sha256:<digest> at upsert and start.
+    training_image = ParameterString("TrainingImage", default_value=settings.training_image)
+    inference_image = ParameterString("InferenceImage", default_value=settings.inference_image)
+    # Steps are cached on their arguments: a rebuild (pipelines.reproduce) passes a new RebuildId, which
+    # every job receives as an environment variable that no step reads, so nothing comes from the cache.
+    rebuild_id = ParameterString("RebuildId", default_value="none")
+    job_env: dict[str, Any] = {"MLOPS_REBUILD_ID": rebuild_id}
 
     # The SDK types these as lists of str-or-PipelineVariable; ours are plain strings.
     subnets: list[Any] = list(settings.subnets)
@@ -129,7 +168,7 @@ def get_pipeline(settings: PipelineSettings) -> Any:
         # One instance: these scripts do not split their work, so a second instance would repeat
         # it. ProcessingInstanceCount is for the Spark preprocess, which does.
         return Processor(
-            image_uri=settings.training_image,
+            image_uri=training_image,
             entrypoint=["python3", "-m", f"ml_code.{step}", *args],
             role=settings.role_arn,
             instance_type=processing_type,
@@ -137,14 +176,17 @@ def get_pipeline(settings: PipelineSettings) -> Any:
             volume_kms_key=settings.kms_key,
             output_kms_key=settings.kms_key,
             network_config=network,
+            env=job_env,
             base_job_name=f"{settings.name}-{step}",
             sagemaker_session=session,
         )
 
     root = "/opt/ml/processing"
+    preprocess_image: Any = training_image
     if settings.spark_preprocessing:
-        preprocess, split_uri = _spark_preprocess(
-            settings, session, input_data, processing_type, processing_count, cache, retries
+        # AWS's Spark image is recorded by its tag: AWS owns that repository, the runner cannot resolve its digest.
+        preprocess, split_uri, preprocess_image = _spark_preprocess(
+            settings, session, input_data, processing_type, processing_count, cache, retries, job_env
         )
     else:
         preprocess = ProcessingStep(
@@ -170,7 +212,7 @@ def get_pipeline(settings: PipelineSettings) -> Any:
             return preprocess.properties.ProcessingOutputConfig.Outputs[name].S3Output.S3Uri
 
     estimator = Estimator(
-        image_uri=settings.training_image,
+        image_uri=training_image,
         role=settings.role_arn,
         instance_type=training_type,
         instance_count=training_count,
@@ -182,6 +224,7 @@ def get_pipeline(settings: PipelineSettings) -> Any:
         encrypt_inter_container_traffic=True,
         output_path=f"s3://{settings.artifacts_bucket}/{settings.name}/models",
         base_job_name=f"{settings.name}-train",
+        environment=job_env,
         hyperparameters={
             "target": settings.target,
             "problem_type": settings.problem_type,
@@ -247,8 +290,46 @@ def get_pipeline(settings: PipelineSettings) -> Any:
             s3_uri=output_file(baseline, "baseline", "constraints.json"), content_type="application/json"
         ),
     )
+    parameters = [
+        input_data,
+        processing_type,
+        processing_count,
+        training_type,
+        training_count,
+        threshold,
+        source_commit,
+        training_image,
+        inference_image,
+        rebuild_id,
+    ]
+    by_name = {p.name: p for p in parameters}
+    record: dict[str, Any] = {
+        # Std:Join makes every value a string, integers and floats included.
+        key: Join(on="", values=[by_name[name]])
+        for key, name in RECORDED_PARAMETERS.items()
+    }
+    record.update(
+        {
+            key: JsonGet(step_name=evaluate.name, property_file=report, json_path=f"lineage.{field}")
+            for key, field in RECORDED_FROM_EVALUATION.items()
+        }
+    )
+    record.update(
+        {
+            "image_tag": settings.image_tag or "unknown",
+            "preprocess_image": preprocess_image,
+            "config_sha256": settings.config_sha256 or "unknown",
+            "seed": str(settings.seed),
+            "time_budget_seconds": str(settings.time_budget_seconds),
+            "pipeline_execution_arn": ExecutionVariables.PIPELINE_EXECUTION_ARN,
+            "rebuild_id": rebuild_id,
+            # Read by the deploy's smoke test: the first CSV under test_data_uri, less the target column.
+            "target": settings.target,
+            "test_data_uri": split_uri("test"),
+        }
+    )
     model = Model(
-        image_uri=settings.inference_image,
+        image_uri=inference_image,
         model_data=model_data,
         role=settings.role_arn,
         vpc_config={"Subnets": subnets, "SecurityGroupIds": security_groups},
@@ -268,14 +349,7 @@ def get_pipeline(settings: PipelineSettings) -> Any:
             model_metrics=metrics,
             description=f"{settings.name}: {settings.problem_type} model of {settings.target}",
             # What this version was built from, on the version itself: enough to rebuild it.
-            customer_metadata_properties={
-                "source_commit": source_commit,
-                "image_tag": settings.image_tag,
-                "config_sha256": settings.config_sha256,
-                "seed": str(settings.seed),
-                "input_data_uri": input_data,
-                "time_budget_seconds": str(settings.time_budget_seconds),
-            },
+            customer_metadata_properties=record,
         ),
         retry_policies=[service_retry],  # registering starts no job: job retry policies do not apply
     )
@@ -309,15 +383,7 @@ def get_pipeline(settings: PipelineSettings) -> Any:
     )
     return Pipeline(
         name=settings.name,
-        parameters=[
-            input_data,
-            processing_type,
-            processing_count,
-            training_type,
-            training_count,
-            threshold,
-            source_commit,
-        ],
+        parameters=parameters,
         steps=[preprocess, train, evaluate, baseline, gate],
         sagemaker_session=session,
         # Jobs are named after their base_job_name (<prefix>-model-build-<step>...), not SageMaker's
@@ -334,7 +400,8 @@ def _spark_preprocess(
     instance_count: Any,
     cache: Any,
     retries: list[Any],
-) -> tuple[Any, Any]:
+    job_env: dict[str, Any],
+) -> tuple[Any, Any, str]:
     """The Spark variant of Preprocess: SageMaker's Spark container runs ml_code/spark/preprocess.py.
 
     Spark reads the input and writes the splits in S3 itself, so this job needs the network
@@ -363,6 +430,7 @@ def _spark_preprocess(
             security_group_ids=list[Any](settings.security_group_ids),
         ),
         base_job_name=f"{settings.name}-spark-preprocess",
+        env=job_env,
         sagemaker_session=session,
     )
     output = Join(
@@ -397,4 +465,4 @@ def _spark_preprocess(
     def split_uri(name: str) -> Any:
         return Join(on="/", values=[output, name])
 
-    return step, split_uri
+    return step, split_uri, str(spark.image_uri)

@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from stacks.config import INSTANCE_TYPE
 
+IMAGE_URI = r"^[^\s/@]+/[^\s@:]+(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[0-9a-f]{64})$"
+
 
 class ParameterError(ValueError):
     """A pipeline parameter value is wrong; the message names the parameter and the value."""
@@ -27,6 +29,11 @@ class PipelineParameters(BaseModel):
     TrainingInstanceCount: int = Field(ge=1, le=100)
     MetricThreshold: float
     SourceCommit: str = Field(default="unknown", pattern=r"^([0-9a-f]{7,40}|unknown)$")
+    # registry/repository:tag (the runner pins it) or registry/repository@sha256:<digest>.
+    TrainingImage: str = Field(pattern=IMAGE_URI)
+    InferenceImage: str = Field(pattern=IMAGE_URI)
+    # Anything but "none" makes every step run again instead of coming from the cache (pipelines.reproduce).
+    RebuildId: str = Field(default="none", pattern=r"^[A-Za-z0-9-]{1,64}$")
 
     @field_validator("ProcessingInstanceCount", "TrainingInstanceCount", mode="before")
     @classmethod

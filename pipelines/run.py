@@ -4,8 +4,11 @@
     python -m pipelines.run --config-dir config --definitions-out cdk.out/pipelines   # offline
 
 Steps: check the parameters; build the definition offline; resolve its ``{{ssm:...}}``
-references from the environment's discovery parameters; create or update the pipeline;
-start an execution; wait for it and report the outcome (exit 1 naming the failed step).
+references from the environment's discovery parameters; pin both images to the digest ECR
+holds for their tag (``repo@sha256:...``, in the pipeline's defaults and in the execution's
+parameters, so the jobs run exactly the recorded images, and so does a retrain that starts the
+pipeline with its defaults); create or update the pipeline; start an execution; wait for it
+and report the outcome (exit 1 naming the failed step).
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ SPARK_SCRIPT = Path(__file__).resolve().parents[1] / "ml_code" / "spark" / "prep
 REF = re.compile(r"\{\{ssm:(/[^}]+)\}\}")
 LIST_REF = re.compile(r"^\{\{ssm-list:(/[^}]+)\}\}$")
 TERMINAL = {"Succeeded", "Failed", "Stopped"}
+IMAGE_PARAMETERS = ("TrainingImage", "InferenceImage")
+BY_TAG = re.compile(r"^(?P<registry>[^/]+)/(?P<repository>[^@]+):(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})$")
+BY_DIGEST = re.compile(r"^(?P<registry>[^/]+)/(?P<repository>[^@]+)@(?P<digest>sha256:[0-9a-f]{64})$")
 
 
 class RunError(RuntimeError):
@@ -79,6 +85,36 @@ def resolve_references(document: Any, get_parameter: Callable[[str], str]) -> An
         return node
 
     return walk(document)
+
+
+def pin_image(ecr: Any, uri: str) -> str:
+    """``registry/repository:tag`` as ``registry/repository@sha256:...``, the digest ECR holds for the tag.
+
+    A URI that names a digest already is returned as it is, once ECR confirms the image exists.
+    The repository is looked up in the caller's account (the environment's, where CI runs).
+
+    Raises:
+        RunError: the image does not exist, or the caller may not describe it (naming the permission).
+    """
+    match = BY_DIGEST.match(uri) or BY_TAG.match(uri)
+    if match is None:
+        raise RunError(f"image {uri!r} is neither registry/repository:tag nor registry/repository@sha256:<digest>")
+    found = match.groupdict()
+    image_id = {"imageDigest": found["digest"]} if "digest" in found else {"imageTag": found["tag"]}
+    try:
+        details = ecr.describe_images(repositoryName=found["repository"], imageIds=[image_id])["imageDetails"]
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code in ("ImageNotFoundException", "RepositoryNotFoundException"):
+            raise RunError(f"image {uri} not found in ECR: did the image stage push it?") from None
+        if code in ("AccessDeniedException", "AccessDenied"):
+            raise RunError(
+                f"ecr:DescribeImages on {found['repository']} was denied: the runner needs it to pin {uri} by digest"
+            ) from None
+        raise
+    if not details:
+        raise RunError(f"image {uri} not found in ECR: did the image stage push it?")
+    return f"{found['registry']}/{found['repository']}@{details[0]['imageDigest']}"
 
 
 def upsert(sagemaker: Any, name: str, definition: dict[str, Any], role_arn: str, description: str) -> str:
@@ -142,19 +178,32 @@ def run(
     wait_for_end: bool,
     sagemaker: Any,
     ssm: Any,
+    ecr: Any,
     tag: str,
     s3: Any = None,
     log: Callable[[str], None] = print,
     sleep: Callable[[float], None] = time.sleep,
+    description: str | None = None,
+    keep_definition: bool = False,
 ) -> str | None:
-    """Check, upsert, and optionally start and wait. Returns the execution ARN when started."""
+    """Check, upsert, and optionally start and wait. Returns the execution ARN when started.
+
+    Args:
+        keep_definition: refuse (RunError) when the pipeline exists with another definition than
+            this checkout's, instead of replacing it (``pipelines.reproduce`` without ``--upsert``).
+    """
     settings = settings_for(config, tag)
 
     def resolve(document: Any) -> Any:
         return resolve_references(document, lambda name: ssm.get_parameter(Name=name)["Parameter"]["Value"])
 
     check_parameters(default_parameters(settings), overrides, resolved=False)  # before any AWS call
-    parameters = check_parameters(resolve(default_parameters(settings)), overrides)
+    defaults = resolve(default_parameters(settings))
+    for name in IMAGE_PARAMETERS:
+        defaults[name] = pin_image(ecr, defaults[name])
+    parameters = check_parameters(defaults, overrides)
+    parameters = parameters.model_copy(update={n: pin_image(ecr, getattr(parameters, n)) for n in IMAGE_PARAMETERS})
+    log("images " + ", ".join(f"{n} {getattr(parameters, n)}" for n in IMAGE_PARAMETERS))
     artifacts_bucket, role_arn = resolve([settings.artifacts_bucket, settings.role_arn])
     if settings.spark_preprocessing:
         # The definition refers to the script in S3; put it there before the pipeline can use it.
@@ -164,6 +213,19 @@ def run(
         s3.put_object(Bucket=artifacts_bucket, Key=key, Body=SPARK_SCRIPT.read_bytes())
         log(f"uploaded {SPARK_SCRIPT.name} to s3://{artifacts_bucket}/{key}")
     definition = resolve(definition_json(config, tag))
+    for parameter in definition["Parameters"]:
+        if parameter["Name"] in IMAGE_PARAMETERS:  # a start with the defaults (a retrain) runs the pinned images
+            parameter["DefaultValue"] = defaults[parameter["Name"]]
+    if keep_definition:
+        try:
+            current = json.loads(sagemaker.describe_pipeline(PipelineName=settings.name)["PipelineDefinition"])
+        except ClientError:
+            current = None
+        if current is not None and current != definition:
+            raise RunError(
+                f"pipeline {settings.name} runs another definition than this checkout builds "
+                "(CI has upserted a newer commit since); --upsert replaces it until CI's next run"
+            )
     action = upsert(
         sagemaker,
         settings.name,
@@ -177,7 +239,7 @@ def run(
     execution = sagemaker.start_pipeline_execution(
         PipelineName=settings.name,
         PipelineParameters=parameters.as_execution_parameters(),
-        PipelineExecutionDescription=f"images {tag}",
+        PipelineExecutionDescription=description or f"images {tag}",
     )["PipelineExecutionArn"]
     log(f"started {execution}")
     if wait_for_end:
@@ -227,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
             wait_for_end=args.wait,
             sagemaker=session.client("sagemaker"),
             ssm=session.client("ssm"),
+            ecr=session.client("ecr"),
             s3=session.client("s3"),
             tag=tag,
         )

@@ -92,6 +92,9 @@ def default_parameters(settings: PipelineSettings) -> dict[str, Any]:
         "TrainingInstanceCount": settings.training_instance_count,
         "MetricThreshold": settings.metric_threshold,
         "SourceCommit": source_commit(),
+        "TrainingImage": settings.training_image,
+        "InferenceImage": settings.inference_image,
+        "RebuildId": "none",
     }
 
 

@@ -7,7 +7,11 @@ SageMaker runs it with PySparkProcessor (its Spark 3.5 container) as the ``submi
 It reads every CSV under ``--input`` (a header in each), checks what ``ml_code.preprocess``
 checks, and writes ``--output/{train,validation,test}/`` as CSV parts with a header, each
 with ``schema.json`` beside them, in the format of ``ml_code.schema.DataSchema``. The split is
-a seeded random split (not stratified). Only pyspark and the standard library are used, and nothing
+a seeded random split (not stratified). As in the pandas step, the whole input is validated but
+the schema is the training split's (kinds, categories and classes seen in training), and the
+validation and test splits must fit it. ``lineage.json`` beside each split records the identity of
+the files Spark read, computed as ``ml_code.lineage`` defines it (SHA-256 over the sorted lines
+``<file name>\0<SHA-256 of its bytes>\n``). Only pyspark and the standard library are used, and nothing
 newer than Python 3.9: the Spark container carries neither this project's packages nor a
 recent Python.
 """
@@ -15,6 +19,7 @@ recent Python.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 from typing import Any
@@ -130,17 +135,87 @@ def write_text(spark: SparkSession, uri: str, text: str) -> None:
         stream.close()
 
 
+def check_fits(df: DataFrame, schema: dict, *, source: str) -> None:
+    """A held-out split must fit the training split's schema: no text where training saw numbers, no new class.
+
+    Raises:
+        DataError: naming the split, the column and the problem.
+    """
+    numeric = [f["name"] for f in schema["features"] if f["kind"] == "numeric"]
+    if numeric:
+        text = df.agg(
+            *[
+                F.sum(F.when(~_missing(c) & F.trim(F.col(c)).cast("double").isNull(), 1).otherwise(0)).alias(c)
+                for c in numeric
+            ]
+        ).first()
+        assert text is not None
+        for c in numeric:
+            if int(text[c] or 0):
+                raise DataError(
+                    f"{source}: column {c!r} is numeric in the training split but has {int(text[c])} text values here"
+                )
+    if schema["classes"]:
+        target = schema["target"]
+        unseen = [
+            r[0] for r in df.select(target).distinct().where(~F.col(target).isin(schema["classes"])).limit(10).collect()
+        ]
+        if unseen:
+            raise DataError(
+                f"{source}: target classes {sorted(unseen)} do not occur in the training split "
+                f"(it has {schema['classes']}); the split is not stratified: add rows of those classes"
+            )
+
+
+def input_lineage(spark: SparkSession, df: DataFrame) -> dict:
+    """The identity of the files ``df`` reads, as ``ml_code.lineage.describe_inputs`` computes it.
+
+    Each file is hashed by an executor (Spark's binaryFile source reads a file whole, so one
+    file must stay under 2 GB); only the names, sizes and hashes reach the driver.
+    """
+    files = df.inputFiles()
+    rows = (
+        spark.read.format("binaryFile")
+        .load(files)
+        .select("path", "length", F.sha2(F.col("content"), 256).alias("sha256"))
+        .collect()
+    )
+    described = sorted(
+        (
+            {"name": r["path"].rstrip("/").rsplit("/", 1)[-1], "bytes": int(r["length"]), "sha256": r["sha256"]}
+            for r in rows
+        ),
+        key=lambda d: (d["name"], d["sha256"]),
+    )
+    digest = hashlib.sha256()
+    for d in described:
+        digest.update(f"{d['name']}\0{d['sha256']}\n".encode())
+    return {"input_sha256": digest.hexdigest(), "input_files": described}
+
+
 def run(spark: SparkSession, args: argparse.Namespace) -> dict[str, int]:
     df = spark.read.option("header", True).option("mode", "FAILFAST").csv(args.input)
-    typed, schema = infer_and_validate(df, source=args.input, target=args.target, problem_type=args.problem_type)
+    lineage = {
+        **input_lineage(spark, df),
+        "seed": args.seed,
+        "validation_fraction": args.validation_fraction,
+        "test_fraction": args.test_fraction,
+    }
+    # The whole input is validated (its errors name the input); the schema is then the training split's.
+    typed, _ = infer_and_validate(df, source=args.input, target=args.target, problem_type=args.problem_type)
+    parts = split(typed, validation_fraction=args.validation_fraction, test_fraction=args.test_fraction, seed=args.seed)
+    _, schema = infer_and_validate(
+        parts["train"], source=f"{args.input} (training split)", target=args.target, problem_type=args.problem_type
+    )
+    for name in SPLITS[1:]:
+        check_fits(parts[name], schema, source=f"{args.input} ({name} split)")
     rows = {}
     document = json.dumps(schema, indent=2, sort_keys=True) + "\n"
-    for name, part in split(
-        typed, validation_fraction=args.validation_fraction, test_fraction=args.test_fraction, seed=args.seed
-    ).items():
+    for name, part in parts.items():
         out = f"{args.output.rstrip('/')}/{name}"
         part.write.mode("overwrite").option("header", True).csv(out)
         write_text(spark, f"{out}/schema.json", document)
+        write_text(spark, f"{out}/lineage.json", json.dumps(lineage, indent=2, sort_keys=True) + "\n")
         rows[name] = part.count()
     return rows
 

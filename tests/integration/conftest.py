@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -100,3 +103,31 @@ def publish_discovery(ssm: Any, prefix: str, region: str = REGION) -> None:
         "model-build/pipeline-role-arn": f"arn:aws:iam::111111111111:role/published-{prefix}",
     }.items():
         ssm.put_parameter(Name=f"/{prefix}/{key}", Value=value, Type="String", Overwrite=True)
+
+
+def push_images(ecr: Any, prefix: str, tag: str) -> dict[str, str]:
+    """Put a training and an inference image tagged ``tag`` in the repositories ``publish_discovery`` names.
+
+    Returns each repository's digest for the tag (what ECR computed), by repository name.
+    """
+    digests = {}
+    for name in ("tr", "in"):
+        repository = f"{prefix}/{name}"
+        layer = "sha256:" + hashlib.sha256(f"{repository}:{tag}".encode()).hexdigest()
+        with contextlib.suppress(ecr.exceptions.RepositoryAlreadyExistsException):
+            ecr.create_repository(repositoryName=repository)
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 1, "digest": layer},
+            # moto derives the image's digest from its layers': one layer per image and tag gives each its own.
+            "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 1, "digest": layer}],
+        }
+        try:
+            image = ecr.put_image(repositoryName=repository, imageManifest=json.dumps(manifest), imageTag=tag)["image"]
+            digests[repository] = image["imageId"]["imageDigest"]
+        except ecr.exceptions.ImageAlreadyExistsException:
+            digests[repository] = ecr.describe_images(repositoryName=repository, imageIds=[{"imageTag": tag}])[
+                "imageDetails"
+            ][0]["imageDigest"]
+    return digests

@@ -24,7 +24,8 @@ import boto3
 import pytest
 import yaml
 
-from tests.integration.conftest import ROOT, aws_client, publish_discovery
+from pipelines.image_tag import image_tag
+from tests.integration.conftest import ROOT, aws_client, publish_discovery, push_images
 
 pytestmark = pytest.mark.slow
 WORKFLOW = ROOT / "examples" / "github-actions" / "model-build.yml"
@@ -122,19 +123,20 @@ def _aws(moto_endpoint: str) -> dict[str, str]:
     }
 
 
-def _publish_discovery(moto_endpoint: str, prefix: str, region: str) -> None:
-    """What the foundation and model-build stacks would have published in this account and region."""
-    publish_discovery(
-        boto3.client(
-            "ssm",
+def _publish_discovery(moto_endpoint: str, prefix: str, region: str, checkout: Path) -> None:
+    """What the foundation and model-build stacks would have published, and the images the image stage pushes."""
+
+    def client(service: str):  # type: ignore[no-untyped-def]
+        return boto3.client(
+            service,
             endpoint_url=moto_endpoint,
             region_name=region,
             aws_access_key_id="testing",
             aws_secret_access_key="testing",
-        ),
-        prefix,
-        region,
-    )
+        )
+
+    publish_discovery(client("ssm"), prefix, region)
+    push_images(client("ecr"), prefix, image_tag(checkout))
 
 
 def test_codebuild_unit_test_stage_passes_in_a_fresh_environment(single_account, fresh, checkout) -> None:
@@ -150,13 +152,14 @@ def test_codebuild_train_stage_upserts_and_starts_the_pipeline_from_a_fresh_envi
 ) -> None:
     install, commands = _split(_buildspec(single_account, "train")["phases"]["build"]["commands"])
     env = fresh.environment(install)
-    _publish_discovery(moto_endpoint, "mlops-dev", "eu-west-1")
+    _publish_discovery(moto_endpoint, "mlops-dev", "eu-west-1", checkout)
     for command in commands:
         result = _run(command, checkout, {**env, **_aws(moto_endpoint), "ENVIRONMENT": "dev"})
     assert "pipeline mlops-dev-model-build" in result.stdout
     sagemaker = aws_client("sagemaker", moto_endpoint)
     definition = sagemaker.describe_pipeline(PipelineName="mlops-dev-model-build")["PipelineDefinition"]
     assert "{{ssm" not in definition and "published-artifacts-mlops-dev" in definition
+    assert "/mlops-dev/tr@sha256:" in definition  # the images pinned by digest
 
 
 def test_the_image_tag_needs_only_the_standard_library(checkout, tmp_path: Path) -> None:
@@ -187,7 +190,7 @@ def test_github_workflow_runs_its_own_steps_in_a_fresh_environment(fresh, checko
     values = dict(line.split("=", 1) for line in github_env.read_text().splitlines())
     assert values["ROLE_ARN"].endswith(f":role/{values['NAME_PREFIX']}-github-model-build")
     # Upsert and run: the pipeline requirements are a subset of what the unit-test step installed.
-    _publish_discovery(moto_endpoint, values["NAME_PREFIX"], values["AWS_REGION"])
+    _publish_discovery(moto_endpoint, values["NAME_PREFIX"], values["AWS_REGION"], checkout)
     result = _run(
         steps["Upsert and run the SageMaker Pipeline"]["run"], checkout, {**env, **values, **_aws(moto_endpoint)}
     )

@@ -30,6 +30,8 @@ def test_local_run_writes_the_documented_outputs(trained_run) -> None:
         "model/schema.json",
         "model/metadata.json",
         "evaluation.json",
+        "predictions.csv",
+        "run.json",
         "baseline/statistics.json",
         "baseline/constraints.json",
         "leaderboard.json",

@@ -1,9 +1,10 @@
 """The CI runner (`pipelines.run`) through boto3 against a moto server on 127.0.0.1.
 
-moto implements SSM, and SageMaker's create/update/describe pipeline, start execution and
-list its parameters. It reports every execution Succeeded at once, so no test here takes that
-status as evidence of anything: waiting is tested with botocore's Stubber, which scripts the
-statuses (and ListPipelineExecutionSteps, which moto lacks).
+moto implements SSM, ECR's describe-images (the runner pins the images by digest), and
+SageMaker's create/update/describe pipeline, start execution and list its parameters. It
+reports every execution Succeeded at once, so no test here takes that status as evidence of
+anything: waiting is tested with botocore's Stubber, which scripts the statuses (and
+ListPipelineExecutionSteps, which moto lacks).
 
 The discovery parameters hold values no config could derive (``published-...``), so a test
 passes only if the runner reads what the stacks published instead of guessing names.
@@ -20,7 +21,7 @@ from botocore.stub import Stubber
 from pipelines import run as runner
 from pipelines.parameters import ParameterError
 from stacks.config import load_config
-from tests.integration.conftest import ROOT, aws_client, publish_discovery
+from tests.integration.conftest import ROOT, aws_client, publish_discovery, push_images
 
 TAG = "sha-feedfacecafebeef"
 REGISTRY = "111111111111.dkr.ecr.eu-west-1.amazonaws.com"
@@ -31,8 +32,14 @@ def clients(moto_endpoint):
     return aws_client("sagemaker", moto_endpoint), aws_client("ssm", moto_endpoint)
 
 
-def _discovery(ssm, prefix: str) -> None:
+@pytest.fixture
+def ecr(moto_endpoint):
+    return aws_client("ecr", moto_endpoint)
+
+
+def _discovery(ssm, prefix: str, ecr=None) -> dict[str, str]:
     publish_discovery(ssm, prefix)
+    return push_images(ecr, prefix, TAG) if ecr is not None else {}
 
 
 def _config(name: str = "dev", prefix: str = "mlops-dev"):
@@ -40,10 +47,10 @@ def _config(name: str = "dev", prefix: str = "mlops-dev"):
     return config.model_copy(update={"name_prefix": prefix})
 
 
-def test_upsert_resolves_discovery_references_then_runs(clients, monkeypatch) -> None:
+def test_upsert_resolves_discovery_references_then_runs(clients, ecr, monkeypatch) -> None:
     monkeypatch.setenv("CODEBUILD_RESOLVED_SOURCE_VERSION", "0a1b2c3d4e5f60718293")
     sagemaker, ssm = clients
-    _discovery(ssm, "runner-a")
+    digests = _discovery(ssm, "runner-a", ecr)
     config = _config(prefix="runner-a")
     log: list[str] = []
     execution = runner.run(
@@ -53,11 +60,18 @@ def test_upsert_resolves_discovery_references_then_runs(clients, monkeypatch) ->
         wait_for_end=False,
         sagemaker=sagemaker,
         ssm=ssm,
+        ecr=ecr,
         tag=TAG,
         log=log.append,
     )
     assert execution is not None
-    assert log == [f"pipeline runner-a-model-build created (images {TAG})", f"started {execution}"]
+    training = f"{REGISTRY}/runner-a/tr@{digests['runner-a/tr']}"
+    inference = f"{REGISTRY}/runner-a/in@{digests['runner-a/in']}"
+    assert log == [
+        f"images TrainingImage {training}, InferenceImage {inference}",
+        f"pipeline runner-a-model-build created (images {TAG})",
+        f"started {execution}",
+    ]
     described = sagemaker.describe_pipeline(PipelineName="runner-a-model-build")
     assert described["RoleArn"] == "arn:aws:iam::111111111111:role/published-runner-a"
     definition = json.loads(described["PipelineDefinition"])
@@ -69,13 +83,54 @@ def test_upsert_resolves_discovery_references_then_runs(clients, monkeypatch) ->
         "SecurityGroupIds": ["sg-0ccc"],
     }
     assert preprocess["ProcessingOutputConfig"]["KmsKeyId"].startswith("arn:aws:kms:eu-west-1:111111111111:key/")
-    assert preprocess["AppSpecification"]["ImageUri"] == f"{REGISTRY}/runner-a/tr:{TAG}"
+    # The jobs run the images by digest: the parameters' defaults are pinned (a retrain starts with them).
+    assert preprocess["AppSpecification"]["ImageUri"] == {"Get": "Parameters.TrainingImage"}
+    defaults = {p["Name"]: p.get("DefaultValue") for p in definition["Parameters"]}
+    assert (defaults["TrainingImage"], defaults["InferenceImage"]) == (training, inference)
+    assert defaults["RebuildId"] == "none"
     # The execution was started with the checked parameters: the override, and defaults resolved.
     started = sagemaker.list_pipeline_parameters_for_execution(PipelineExecutionArn=execution)["PipelineParameters"]
     values = {p["Name"]: p["Value"] for p in started}
     assert values["MetricThreshold"] == "2.9"
     assert values["InputDataUri"] == "s3://published-data-runner-a/abalone/abalone.csv"
     assert values["SourceCommit"] == "0a1b2c3d4e5f60718293"
+    assert (values["TrainingImage"], values["InferenceImage"], values["RebuildId"]) == (training, inference, "none")
+
+
+def test_an_image_given_by_digest_is_checked_and_one_never_pushed_is_named(clients, ecr) -> None:
+    sagemaker, ssm = clients
+    digests = _discovery(ssm, "runner-f", ecr)
+    pinned = f"{REGISTRY}/runner-f/tr@{digests['runner-f/tr']}"
+    assert runner.pin_image(ecr, pinned) == pinned
+    assert runner.pin_image(ecr, f"{REGISTRY}/runner-f/tr:{TAG}") == pinned
+    with pytest.raises(runner.RunError, match=r"image .*/runner-f/tr:sha-0000000000000000 not found in ECR"):
+        runner.pin_image(ecr, f"{REGISTRY}/runner-f/tr:sha-0000000000000000")
+    with pytest.raises(runner.RunError, match=r"@sha256:0{64} not found in ECR"):
+        runner.pin_image(ecr, f"{REGISTRY}/runner-f/tr@sha256:{'0' * 64}")
+    # A run whose images were never pushed stops before the upsert, naming the image.
+    publish_discovery(ssm, "runner-g")
+    with pytest.raises(runner.RunError, match=rf"image {REGISTRY}/runner-g/tr:{TAG} not found in ECR"):
+        runner.run(
+            _config(prefix="runner-g"),
+            overrides=[],
+            start=True,
+            wait_for_end=False,
+            sagemaker=sagemaker,
+            ssm=ssm,
+            ecr=ecr,
+            tag=TAG,
+        )
+    names = [p["PipelineName"] for p in sagemaker.list_pipelines()["PipelineSummaries"]]
+    assert "runner-g-model-build" not in names
+
+
+def test_a_runner_that_may_not_describe_images_is_told_which_permission(clients) -> None:
+    # botocore's Stubber: moto does not enforce IAM, so it cannot answer AccessDenied.
+    stubbed = aws_client("ecr", None)
+    with Stubber(stubbed) as stub:
+        stub.add_client_error("describe_images", service_error_code="AccessDeniedException", http_status_code=400)
+        with pytest.raises(runner.RunError, match="ecr:DescribeImages on runner-h/tr was denied"):
+            runner.pin_image(stubbed, f"{REGISTRY}/runner-h/tr:{TAG}")
 
 
 def test_wait_polls_until_the_execution_ends() -> None:
@@ -100,16 +155,24 @@ def test_wait_gives_up_after_its_timeout() -> None:
             runner.wait(stubbed, arn, sleep=lambda _: None, poll_seconds=30, timeout_seconds=60)
 
 
-def test_a_second_push_updates_the_pipeline(clients) -> None:
+def test_a_second_push_updates_the_pipeline(clients, ecr) -> None:
     sagemaker, ssm = clients
-    _discovery(ssm, "runner-b")
+    _discovery(ssm, "runner-b", ecr)
     config = _config(prefix="runner-b")
     log: list[str] = []
     for _ in range(2):
         runner.run(
-            config, overrides=[], start=False, wait_for_end=False, sagemaker=sagemaker, ssm=ssm, tag=TAG, log=log.append
+            config,
+            overrides=[],
+            start=False,
+            wait_for_end=False,
+            sagemaker=sagemaker,
+            ssm=ssm,
+            ecr=ecr,
+            tag=TAG,
+            log=log.append,
         )
-    assert [line.split()[2] for line in log] == ["created", "updated"]
+    assert [line.split()[2] for line in log if line.startswith("pipeline ")] == ["created", "updated"]
 
 
 @pytest.mark.parametrize(
@@ -121,9 +184,9 @@ def test_a_second_push_updates_the_pipeline(clients) -> None:
         "InputDataUri=file:///tmp/a.csv",
     ],
 )
-def test_bad_parameters_stop_before_anything_is_upserted(clients, override: str) -> None:
+def test_bad_parameters_stop_before_anything_is_upserted(clients, ecr, override: str) -> None:
     sagemaker, ssm = clients
-    _discovery(ssm, "runner-c")
+    _discovery(ssm, "runner-c", ecr)
     with pytest.raises(ParameterError):
         runner.run(
             _config(prefix="runner-c"),
@@ -132,13 +195,14 @@ def test_bad_parameters_stop_before_anything_is_upserted(clients, override: str)
             wait_for_end=True,
             sagemaker=sagemaker,
             ssm=ssm,
+            ecr=ecr,
             tag=TAG,
         )
     names = [p["PipelineName"] for p in sagemaker.list_pipelines()["PipelineSummaries"]]
     assert "runner-c-model-build" not in names
 
 
-def test_a_missing_discovery_parameter_is_named(clients) -> None:
+def test_a_missing_discovery_parameter_is_named(clients, ecr) -> None:
     sagemaker, ssm = clients
     with pytest.raises(runner.RunError, match=r"discovery parameter /runner-d/foundation/.* could not be read"):
         runner.run(
@@ -148,6 +212,7 @@ def test_a_missing_discovery_parameter_is_named(clients) -> None:
             wait_for_end=False,
             sagemaker=sagemaker,
             ssm=ssm,
+            ecr=ecr,
             tag=TAG,
         )
 
@@ -192,10 +257,10 @@ def test_cli_writes_every_definition_offline(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dev.json", "prod.json", "staging.json"]
 
 
-def test_the_spark_script_is_uploaded_before_the_upsert(clients, moto_endpoint) -> None:
+def test_the_spark_script_is_uploaded_before_the_upsert(clients, ecr, moto_endpoint) -> None:
     sagemaker, ssm = clients
     s3 = aws_client("s3", moto_endpoint)
-    _discovery(ssm, "runner-e")
+    _discovery(ssm, "runner-e", ecr)
     config = _config(prefix="runner-e")
     assert config.model_build is not None
     build = config.model_build.model_copy(
@@ -212,6 +277,7 @@ def test_the_spark_script_is_uploaded_before_the_upsert(clients, moto_endpoint) 
         wait_for_end=False,
         sagemaker=sagemaker,
         ssm=ssm,
+        ecr=ecr,
         s3=s3,
         tag=TAG,
         log=log.append,
@@ -219,6 +285,6 @@ def test_the_spark_script_is_uploaded_before_the_upsert(clients, moto_endpoint) 
     key = f"runner-e-model-build/code/{TAG}/spark_preprocess.py"
     body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     assert body == (ROOT / "ml_code" / "spark" / "preprocess.py").read_bytes()
-    assert log[0] == f"uploaded preprocess.py to s3://{bucket}/{key}"
+    assert log[1] == f"uploaded preprocess.py to s3://{bucket}/{key}"
     definition = sagemaker.describe_pipeline(PipelineName="runner-e-model-build")["PipelineDefinition"]
     assert f"s3://{bucket}/{key}" in definition

@@ -12,6 +12,7 @@ import pytest
 from pyspark.sql import SparkSession
 
 from ml_code import train
+from ml_code.lineage import describe_inputs
 from ml_code.schema import DataSchema
 from ml_code.spark import preprocess as spark_preprocess
 from tests.datasets import make_frame, write_csv
@@ -64,6 +65,64 @@ def test_splits_are_complete_disjoint_reproducible_and_described(spark, tmp_path
     assert [f.kind for f in schema.features] == ["numeric", "numeric", "categorical"]
     assert schema.features[2].categories == ("blue", "green", "red")
     assert schema.classes == ("no", "yes")
+
+
+def _column(directory: Path, name: str) -> list[str]:
+    values = []
+    for part in sorted(directory.glob("part-*.csv")):
+        lines = part.read_text().splitlines()
+        if lines:
+            index = lines[0].split(",").index(name)
+            values += [line.split(",")[index] for line in lines[1:]]
+    return values
+
+
+def test_the_schema_is_the_training_splits_not_the_whole_files(spark, tmp_path: Path) -> None:
+    # Given a categorical column with many values seen once: some land only in validation or test
+    frame = make_frame("binary", rows=400)
+    frame["tag"] = [f"t{i}" for i in range(400)]
+    data = write_csv(tmp_path / "in" / "data.csv", frame)
+    # When the Spark step splits it
+    spark_preprocess.run(spark, _args(data.parent, tmp_path / "out", "binary"))
+    # Then schema.json's categories are the values of the training rows only, in every split's copy
+    in_train = set(_column(tmp_path / "out" / "train", "tag"))
+    held_out = set(_column(tmp_path / "out" / "validation", "tag")) | set(_column(tmp_path / "out" / "test", "tag"))
+    assert held_out and not (held_out & in_train)
+    for name in spark_preprocess.SPLITS:
+        schema = DataSchema.read(tmp_path / "out" / name / "schema.json")
+        tag = next(f for f in schema.features if f.name == "tag")
+        assert set(tag.categories) == in_train, name
+
+
+def test_each_split_records_the_input_identity_as_ml_code_lineage_computes_it(spark, tmp_path: Path) -> None:
+    frame = make_frame("regression", rows=200)
+    write_csv(tmp_path / "in" / "a.csv", frame.iloc[:90])
+    write_csv(tmp_path / "in" / "b.csv", frame.iloc[90:])
+    spark_preprocess.run(spark, _args(tmp_path / "in", tmp_path / "out"))
+    expected = describe_inputs(sorted((tmp_path / "in").glob("*.csv")))
+    for name in spark_preprocess.SPLITS:
+        recorded = json.loads((tmp_path / "out" / name / "lineage.json").read_text())
+        assert recorded["input_sha256"] == expected["input_sha256"]
+        assert recorded["input_files"] == expected["input_files"]
+    # The first CSV part of the test split has a header and rows, the target among its columns (what a deploy reads)
+    first = sorted((tmp_path / "out" / "test").glob("part-*.csv"))[0].read_text().splitlines()
+    assert first[0].split(",") == ["a", "b", "colour", "y"] and len(first) > 1
+
+
+def test_a_held_out_split_must_fit_the_training_schema(spark) -> None:
+    schema = {
+        "target": "y",
+        "problem_type": "binary",
+        "features": [{"name": "a", "kind": "numeric", "categories": []}],
+        "classes": ["no", "yes"],
+    }
+    text = spark.createDataFrame([("1.5", "yes"), ("abc", "no")], ["a", "y"])
+    with pytest.raises(spark_preprocess.DataError, match="'a' is numeric in the training split but has 1 text"):
+        spark_preprocess.check_fits(text, schema, source="test split")
+    new_class = spark.createDataFrame([("1.5", "yes"), ("2.5", "maybe")], ["a", "y"])
+    with pytest.raises(spark_preprocess.DataError, match=r"target classes \['maybe'\] do not occur"):
+        spark_preprocess.check_fits(new_class, schema, source="test split")
+    spark_preprocess.check_fits(spark.createDataFrame([("1.5", "yes"), ("", "no")], ["a", "y"]), schema, source="ok")
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,9 @@
 
 - ``ml_code/`` goes into the images: it imports only itself (and its runtime libraries).
 - ``pipelines/`` is what CI runs (the SageMaker Pipeline's definition and runner): it may read
-  the config model (``stacks.config``), never the CDK app.
+  the config model (``stacks.config``), never the CDK app, and of the ML code only
+  ``ml_code.lineage``, which holds the source hash (the image tag) and what "the same model"
+  means; that module imports the standard library alone, so CI's environment can run it.
 - ``stacks/`` is the CDK app: it never imports the ML code or the pipeline code.
 - ``lambdas/<function>/`` is deployed on its own: it imports only itself.
 """
@@ -10,6 +12,7 @@
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 import pytest
@@ -45,12 +48,18 @@ def _violations(folder: str, allowed: set[str], forbidden_libraries: set[str] = 
     ("folder", "allowed", "libraries"),
     [
         ("ml_code", {"ml_code"}, {"aws_cdk", "constructs", "cdk_nag", "sagemaker", "boto3", "pydantic", "yaml"}),
-        ("pipelines", {"pipelines", "stacks.config"}, {"aws_cdk", "constructs", "cdk_nag"}),
+        ("pipelines", {"pipelines", "stacks.config", "ml_code.lineage"}, {"aws_cdk", "constructs", "cdk_nag"}),
         ("stacks", {"stacks"}, {"sagemaker"}),
     ],
 )
 def test_each_kind_of_code_imports_only_what_it_may(folder: str, allowed: set[str], libraries: set[str]) -> None:
     assert _violations(folder, allowed, libraries) == []
+
+
+def test_the_ml_code_that_ci_imports_needs_only_the_standard_library() -> None:
+    imported = _imports(ROOT / "ml_code" / "lineage.py")
+    outside = sorted(name for name in imported if name.split(".")[0] not in sys.stdlib_module_names)
+    assert outside == []
 
 
 def test_each_lambda_imports_only_itself() -> None:

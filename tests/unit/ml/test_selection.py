@@ -11,6 +11,7 @@ import pytest
 
 from ml_code import evaluate, local_run, metrics, preprocess, train
 from ml_code.artifact import ModelArtifact
+from ml_code.candidates import build_candidate
 from ml_code.schema import DataSchema, ProblemType, load_dataset
 from tests.datasets import make_frame, write_csv
 
@@ -199,18 +200,176 @@ def test_evaluation_bootstraps_standard_deviations_from_200_test_rows(tmp_path: 
 # --- the time budget and reproducibility ---------------------------------------------------------
 
 
-def test_a_spent_budget_keeps_each_familys_defaults_and_says_so(tmp_path: Path, capsys) -> None:
+def test_a_spent_budget_keeps_one_model_and_says_what_it_cut(tmp_path: Path, capsys) -> None:
+    # Given a budget that is spent before the search starts
     splits = _split(tmp_path, make_frame("regression"), "regression")
     code, ml_root = _train(tmp_path, splits, "regression", time_budget_seconds="0.001", max_trials="4")
+    # Then the plan's first trial alone is fitted, the refit uses the fewest rows, and the run says so
     assert code == 0
     out = capsys.readouterr().out
-    assert "TIME BUDGET REACHED: 9 of 12 planned trials were not completed" in out
     metadata = json.loads((tmp_path / "model" / "metadata.json").read_text())
+    rows = metadata["data"]["rows"]
+    assert metadata["refit_rows"] < rows
+    assert metadata["budget_cut"] == [
+        "11 of 12 planned trials were not completed",
+        f"the final model was refitted on a seeded sample of {metadata['refit_rows']:,} of the {rows:,} rows",
+    ]
+    assert f"TIME BUDGET REACHED: {'; '.join(metadata['budget_cut'])}" in out
+    assert "OVER BUDGET by" in out
     assert metadata["budget_exhausted"] is True
-    assert (metadata["trials_planned"], metadata["trials_completed"]) == (12, 3)
+    assert (metadata["trials_planned"], metadata["trials_completed"]) == (12, 1)
+    assert metadata["budget"]["seconds"] == 0.001
+    assert metadata["budget"]["over_budget_seconds"] > 0
+    assert set(metadata["budget"]["phases"]) == {"load", "search", "select", "refit", "save"}
     board = json.loads((ml_root / "output" / "data" / "leaderboard.json").read_text())
-    assert board["budget_exhausted"] is True
-    assert sorted(t["index"] for t in board["trials"] if t["family"] != "ensemble") == [0, 1, 2]
+    assert board["budget_exhausted"] is True and board["budget_cut"] == metadata["budget_cut"]
+    assert [t["index"] for t in board["trials"]] == [0]
+
+
+def test_an_ample_budget_changes_nothing_and_says_so(tmp_path: Path, capsys) -> None:
+    splits = _split(tmp_path, make_frame("regression"), "regression")
+    assert _train(tmp_path, splits, "regression")[0] == 0
+    out = capsys.readouterr().out
+    metadata = json.loads((tmp_path / "model" / "metadata.json").read_text())
+    assert metadata["budget_exhausted"] is False and metadata["budget_cut"] == []
+    assert metadata["refit_rows"] == metadata["data"]["rows"] and metadata["refit_on"] == "train+validation"
+    assert metadata["budget"]["over_budget_seconds"] == 0
+    assert "TIME BUDGET" not in out and "OVER BUDGET" not in out
+    assert "of a 600 s budget (load" in out
+
+
+def test_the_search_stops_where_the_refit_reserve_begins(tmp_path: Path) -> None:
+    # Given a refit so large that its estimate takes the whole budget once one trial has been timed
+    splits = _split(tmp_path, make_frame("regression"), "regression")
+    data = load_dataset(splits / "train" / "train.csv", target="y", problem_type=ProblemType.REGRESSION)
+    settings = train.TrainingSettings(target="y", problem_type=ProblemType.REGRESSION, max_trials=3, seed=1)
+    y = data.target.to_numpy()
+    selection = train.plan_selection(ProblemType.REGRESSION, y, len(y), settings)
+    budget = train.Budget(seconds=3600.0)
+    # When the trials are fitted
+    trials, skipped = train.fit_trials(
+        data.schema,
+        data.features,
+        y,
+        selection,
+        train.plan_trials(settings),
+        settings,
+        1,
+        log=lambda _: None,
+        budget=budget,
+        refit_rows=10**12,
+    )
+    # Then only the first one ran: the rest of the budget is kept for the refit, which the estimate says needs it
+    assert [t.index for t in trials] == [0] and skipped == 8
+    assert budget.reserve == pytest.approx(train.estimate_refit_seconds(trials, selection, 10**12, 1))
+    assert budget.search_deadline < budget.start
+
+
+def _holdout(n_rows: int, fit: int) -> train.Selection:
+    fit_rows = np.arange(fit)
+    scored = np.arange(n_rows - 100, n_rows)
+    return train.Selection("holdout", ((fit_rows, scored),), scored, "mse")
+
+
+def test_the_refit_uses_every_row_when_its_estimate_fits_and_fewer_when_not() -> None:
+    selection = _holdout(1_000_000, 100_000)
+    trees = train.Trial("extra_trees", {"n_estimators": 200}, {}, 10.0)  # 10 s on 100,000 rows
+    full = train.estimate_refit_seconds([trees], selection, 1_000_000, 2)
+    assert full == pytest.approx(train.REFIT_MARGIN * 10.0 * 10 ** train.REFIT_GROWTH["extra_trees"])
+    # Enough time: every row
+    rows = train.refit_rows(trees, [trees], selection, 1_000_000, 2, full + 1, seed=3)
+    assert len(rows) == 1_000_000
+    # Less: the largest seeded sample whose estimate fits, the same one each time
+    rows = train.refit_rows(trees, [trees], selection, 1_000_000, 2, 60.0, seed=3)
+    assert train.estimate_refit_seconds([trees], selection, len(rows), 2) <= 60.0
+    assert train.estimate_refit_seconds([trees], selection, len(rows) + 1, 2) > 60.0
+    assert np.array_equal(rows, train.refit_rows(trees, [trees], selection, 1_000_000, 2, 60.0, seed=3))
+    assert len(np.unique(rows)) == len(rows) and np.all(np.diff(rows) > 0)
+    # None left: the search's own rows, so the saved model is the configuration as it was scored
+    rows = train.refit_rows(trees, [trees], selection, 1_000_000, 2, -5.0, seed=3)
+    assert np.array_equal(rows, selection.folds[0][0])
+
+
+def test_a_blends_refit_estimate_is_the_sum_of_its_members() -> None:
+    selection = _holdout(200_000, 100_000)
+    linear = train.Trial("linear", {"penalty": 1e-3}, {}, 1.0)
+    boost = train.Trial("xgboost", {"n_estimators": 300}, {}, 4.0)
+    blend = train.Trial(
+        "ensemble",
+        {"members": {"linear": linear.params, "xgboost": boost.params}, "weights": {"linear": 0.3, "xgboost": 0.7}},
+        {},
+        0.0,
+    )
+    assert train._members(blend, [linear, boost, blend]) == [linear, boost]
+    expected = train.REFIT_MARGIN * (1.0 * 2**1.0 + 4.0 * 2 ** train.REFIT_GROWTH["xgboost"])
+    assert train.estimate_refit_seconds([linear, boost], selection, 200_000, 4) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("problem", ["regression", "binary"])
+def test_the_searchs_own_models_make_the_winner_a_refit_on_its_rows_would(tmp_path: Path, problem: str) -> None:
+    # Given a holdout search that keeps each family's best fitted pipeline
+    splits = _split(tmp_path, make_frame(problem, rows=400), problem)
+    ptype = ProblemType(problem)
+    train_ds = load_dataset(splits / "train" / "train.csv", target="y", problem_type=ptype)
+    valid_ds = load_dataset(
+        splits / "validation" / "validation.csv", target="y", problem_type=ptype, schema=train_ds.schema
+    )
+    schema = train_ds.schema
+    y = np.concatenate([train.encode_target(schema, train_ds.target), train.encode_target(schema, valid_ds.target)])
+    x = pd.concat([train_ds.features, valid_ds.features], ignore_index=True)
+    settings = train.TrainingSettings(target="y", problem_type=ptype, max_trials=2, seed=3, cv_max_rows=0)
+    selection = train.plan_selection(ptype, y, len(train_ds.target), settings, schema.classes)
+    kept: dict = {}
+    trials, skipped = train.fit_trials(
+        schema, x, y, selection, train.plan_trials(settings), settings, 1, log=lambda _: None, kept=kept
+    )
+    assert skipped == 0 and len(kept) == 3  # one per family: the others were let go
+    trials, _, _ = train.blend_and_select(schema, y, selection, trials, settings)
+    rows = selection.folds[0][0]
+    # When the blend (and each family's best) is assembled from them
+    for candidate in [t for t in trials if t.index in kept or t.family == "ensemble"]:
+        assembled = train.assemble(candidate, trials, kept, schema, y[rows])
+        # Then it predicts what fitting that candidate on the search's rows predicts
+        refit = build_candidate(schema, candidate.family, candidate.params, 3, 1, len(rows))
+        refit.fit(x.iloc[rows], y[rows])
+        if problem == "regression":
+            np.testing.assert_allclose(assembled.predict(x), refit.predict(x), rtol=1e-12, atol=1e-12)
+        else:
+            np.testing.assert_allclose(assembled.predict_proba(x), refit.predict_proba(x), rtol=1e-12, atol=1e-12)
+            assert np.array_equal(assembled.predict(x), refit.predict(x))
+    # A member that was not kept (fitted on another instance) means no assembly
+    blend = next(t for t in trials if t.family == "ensemble")
+    assert train.assemble(blend, trials, {}, schema, y[rows]) is None
+
+
+def test_extra_trees_grown_in_chunks_are_the_trees_of_one_fit_and_stop_at_a_deadline() -> None:
+    import time
+
+    from ml_code.candidates import TREE_CHUNK, StopCheck, build_candidate, fit_until
+
+    data = make_frame("regression", rows=300)
+    x, y = data.drop(columns=["y"]), data["y"].to_numpy()
+    schema = load_dataset_schema(data)
+    params = {"n_estimators": 2 * TREE_CHUNK + 7, "min_samples_leaf": 2, "max_features": 0.7}
+    whole = build_candidate(schema, "extra_trees", params, 5, 1, len(y))
+    whole.fit(x, y)
+    chunked = build_candidate(schema, "extra_trees", params, 5, 1, len(y))
+    in_time = StopCheck(time.monotonic() + 3600)
+    fit_until(chunked, x, y, in_time)
+    assert not in_time.stopped and len(chunked.named_steps["model"].estimators_) == params["n_estimators"]
+    assert np.array_equal(whole.predict(x), chunked.predict(x))
+    late = build_candidate(schema, "extra_trees", params, 5, 1, len(y))
+    passed = StopCheck(time.monotonic() - 1)
+    fit_until(late, x, y, passed)
+    assert passed.stopped and len(late.named_steps["model"].estimators_) == TREE_CHUNK
+
+
+def load_dataset_schema(frame: pd.DataFrame) -> DataSchema:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write_csv(Path(tmp) / "d.csv", frame)
+        return load_dataset(path, target="y", problem_type=ProblemType.REGRESSION).schema
 
 
 def test_metadata_records_seeds_and_the_datas_content_hash(tmp_path: Path) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +57,38 @@ def test_split_is_reproducible_and_disjoint(tmp_path: Path) -> None:
     rows = [set(texts[s].splitlines()[1:]) for s in preprocess.SPLITS]
     assert not (rows[0] & rows[1]) and not (rows[0] & rows[2]) and not (rows[1] & rows[2])
     assert DataSchema.read(first / "test" / "schema.json").classes == ("no", "yes")
+
+
+def test_each_split_records_the_identity_of_the_input_it_was_cut_from(tmp_path: Path) -> None:
+    # Given two input files
+    root = tmp_path / "pre"
+    frame = make_frame("regression")
+    first = write_csv(root / "input" / "data" / "part-1.csv", frame.iloc[:120])
+    second = write_csv(root / "input" / "data" / "part-2.csv", frame.iloc[120:])
+    # When the preprocess step splits them
+    assert (
+        preprocess.main(["--target", "y", "--problem-type", "regression"], env={"SM_PROCESSING_ROOT": str(root)}) == 0
+    )
+    # Then lineage.json beside every split names each file and the identity of the pair
+    files = [(f.name, hashlib.sha256(f.read_bytes()).hexdigest()) for f in (first, second)]
+    identity = hashlib.sha256(b"".join(f"{n}\0{h}\n".encode() for n, h in files)).hexdigest()
+    for split in preprocess.SPLITS:
+        lineage = json.loads((root / "output" / split / "lineage.json").read_text())
+        assert lineage["input_sha256"] == identity
+        assert [(f["name"], f["sha256"], f["bytes"]) for f in lineage["input_files"]] == [
+            (n, h, path.stat().st_size) for (n, h), path in zip(files, (first, second), strict=True)
+        ]
+        assert (lineage["seed"], lineage["validation_fraction"], lineage["test_fraction"]) == (42, 0.15, 0.15)
+    # and the model trained on the splits carries it in metadata.json
+    assert _train(tmp_path, root / "output", "regression", families="linear")[0] == 0
+    metadata = json.loads((tmp_path / "model" / "metadata.json").read_text())
+    assert metadata["data"]["input_sha256"] == identity
+    # A changed byte is a different identity
+    second.write_text(second.read_text().replace("red", "Red", 1))
+    assert (
+        preprocess.main(["--target", "y", "--problem-type", "regression"], env={"SM_PROCESSING_ROOT": str(root)}) == 0
+    )
+    assert json.loads((root / "output" / "train" / "lineage.json").read_text())["input_sha256"] != identity
 
 
 def test_split_is_stratified_for_classification(tmp_path: Path) -> None:
@@ -182,8 +216,24 @@ def test_evaluation_uses_sagemakers_model_metrics_format(tmp_path: Path, problem
     (root / "model").symlink_to(tmp_path / "model")
     assert evaluate.main(env={"SM_PROCESSING_ROOT": str(root)}) == 0
     report = json.loads((root / "evaluation" / "evaluation.json").read_text())
-    assert set(report) == {key, "cross_validation_metrics", "model_build"}
+    assert set(report) == {key, "cross_validation_metrics", "model_build", "lineage"}
     assert report["model_build"]["budget_exhausted"] is False
+    # predictions.csv: one row per test row, the label (or value) and, for classifiers, each class's probability
+    predictions = (root / "evaluation" / "predictions.csv").read_text()
+    header, *rows = [line.split(",") for line in predictions.splitlines()]
+    test_rows = (splits / "test" / "test.csv").read_text().splitlines()[1:]
+    assert len(rows) == len(test_rows)
+    artifact = ModelArtifact.load(tmp_path / "model")
+    assert header == ["prediction"] + [f"probability_{c}" for c in artifact.schema.classes]
+    test = load_dataset(splits / "test" / "test.csv", target="y", problem_type=ProblemType(problem))
+    expected = artifact.decode(artifact.predict_encoded(test.features))
+    assert [r[0] for r in rows] == [repr(v) if isinstance(v, float) else v for v in expected]
+    # the registry's strings: what the pipeline's RegisterModel step copies into metadata properties
+    assert report["lineage"]["budget_exhausted"] == "false"
+    assert report["lineage"]["predictions_sha256"] == hashlib.sha256(predictions.encode()).hexdigest()
+    assert report["lineage"]["trials_completed"] == "6 of 6"
+    for value in report["lineage"].values():  # botocore's CustomerMetadataValue: 1-256 of [\p{L}\p{Z}\p{N}_.:/=+\-@]
+        assert re.fullmatch(r"[\w .:/=+\-@]{1,256}", value), value
     assert ("decision_threshold" in report["model_build"]) == (problem == "binary")
     scalar = {k for k, v in report[key].items() if "value" in v}
     assert scalar == names

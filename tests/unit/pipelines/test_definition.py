@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from pipelines.definition import RECORDED_FROM_EVALUATION, RECORDED_PARAMETERS
 from pipelines.run import definition_json, write_definitions
 from stacks.config import load_config
 from tests.unit.pipelines.offline import no_network
@@ -67,6 +68,9 @@ def test_parameters_and_their_defaults_come_from_config(dev: dict) -> None:
         "TrainingInstanceCount": ("Integer", 1),
         "MetricThreshold": ("Float", 3.0),
         "SourceCommit": ("String", "unknown"),
+        "TrainingImage": ("String", TRAINING_IMAGE),
+        "InferenceImage": ("String", INFERENCE_IMAGE),
+        "RebuildId": ("String", "none"),
     }
     steps = _steps(dev)
     for name in ("Preprocess", "Evaluate", "DataQualityBaseline"):
@@ -97,7 +101,8 @@ def test_every_job_is_encrypted_isolated_and_in_the_private_subnets(dev: dict) -
         assert network["EnableInterContainerTrafficEncryption"] is True
         assert network["VpcConfig"] == {"Subnets": SUBNETS, "SecurityGroupIds": JOB_SG}
         assert args["RoleArn"] == ROLE
-        assert args["AppSpecification"]["ImageUri"] == TRAINING_IMAGE
+        assert args["AppSpecification"]["ImageUri"] == {"Get": "Parameters.TrainingImage"}
+        assert args["Environment"] == {"MLOPS_REBUILD_ID": {"Get": "Parameters.RebuildId"}}
     train = steps["Train"]["Arguments"]
     assert train["ResourceConfig"]["VolumeKmsKeyId"] == KMS
     assert train["OutputDataConfig"]["KmsKeyId"] == KMS
@@ -105,7 +110,9 @@ def test_every_job_is_encrypted_isolated_and_in_the_private_subnets(dev: dict) -
         "s3://{{ssm:/mlops-dev/foundation/s3/artifacts-bucket}}/"
     )
     assert train["RoleArn"] == ROLE
-    assert train["AlgorithmSpecification"]["TrainingImage"] == TRAINING_IMAGE
+    assert train["AlgorithmSpecification"]["TrainingImage"] == {"Get": "Parameters.TrainingImage"}
+    # A new RebuildId changes every job's arguments, so a rebuild takes nothing from the step cache.
+    assert train["Environment"] == {"MLOPS_REBUILD_ID": {"Get": "Parameters.RebuildId"}}
     assert train["VpcConfig"] == {"Subnets": SUBNETS, "SecurityGroupIds": JOB_SG}
     assert train["EnableNetworkIsolation"] is True
     assert train["EnableInterContainerTrafficEncryption"] is True
@@ -168,16 +175,54 @@ def test_registration_is_pending_approval_with_metrics_and_baselines(dev: dict) 
     assert "Steps.Evaluate.ProcessingOutputConfig.Outputs['evaluation']" in metrics and "evaluation.json" in metrics
     assert "statistics.json" in metrics and "constraints.json" in metrics
     container = register["InferenceSpecification"]["Containers"][0]
-    assert container["Image"] == INFERENCE_IMAGE
+    assert container["Image"] == {"Get": "Parameters.InferenceImage"}
     assert container["ModelDataUrl"] == {"Get": "Steps.Train.ModelArtifacts.S3ModelArtifacts"}
     assert register["InferenceSpecification"]["SupportedContentTypes"] == ["text/csv", "application/json"]
     # The version records what it was built from.
     record = register["CustomerMetadataProperties"]
-    assert record["source_commit"] == {"Get": "Parameters.SourceCommit"}
-    assert record["input_data_uri"] == {"Get": "Parameters.InputDataUri"}
-    assert record["image_tag"] == TAG and record["seed"] == "42"
+    # every parameter it ran with, as a string
+    for key, name in RECORDED_PARAMETERS.items():
+        assert record[key] == {"Std:Join": {"On": "", "Values": [{"Get": f"Parameters.{name}"}]}}, key
+    assert set(RECORDED_PARAMETERS.values()) == {p["Name"] for p in dev["Parameters"]} - {"RebuildId"}
+    assert record["rebuild_id"] == {"Get": "Parameters.RebuildId"}
+    # what the steps measured, from evaluation.json's lineage section (strings the registry accepts)
+    for key, field in RECORDED_FROM_EVALUATION.items():
+        assert record[key] == {
+            "Std:JsonGet": {
+                "PropertyFile": {"Get": "Steps.Evaluate.PropertyFiles.EvaluationReport"},
+                "Path": f"lineage.{field}",
+            }
+        }, key
+    assert record["image_tag"] == TAG and record["seed"] == "42" and record["time_budget_seconds"] == "600"
+    assert record["preprocess_image"] == {"Get": "Parameters.TrainingImage"}
+    assert record["pipeline_execution_arn"] == {"Get": "Execution.PipelineExecutionArn"}
     config = load_config(ROOT / "config" / "dev.yaml")
     assert record["config_sha256"] == hashlib.sha256(config.model_dump_json().encode()).hexdigest()
+    # what the deploy's smoke test reads: the target's name and the test split the preprocess step wrote
+    assert record["target"] == "rings"
+    assert record["test_data_uri"] == {"Get": "Steps.Preprocess.ProcessingOutputConfig.Outputs['test'].S3Output.S3Uri"}
+
+
+def test_the_record_fits_the_registrys_limits(dev: dict) -> None:
+    # botocore's service model: CustomerMetadataMap holds at most 50 keys of at most 128 characters,
+    # values of 1 to 256 characters, both of letters, separators, digits and _.:/=+-@ only.
+    import gzip
+    import re
+
+    import botocore
+
+    service = Path(botocore.__file__).parent / "data" / "sagemaker" / "2017-07-24" / "service-2.json.gz"
+    model = json.loads(gzip.decompress(service.read_bytes()))
+    shapes = model["shapes"]
+    register = next(s for s in _steps(dev).values() if s["Type"] == "RegisterModel")["Arguments"]
+    record = register["CustomerMetadataProperties"]
+    assert len(record) <= shapes["CustomerMetadataMap"]["max"]
+    allowed = re.compile(r"^[\w\s.:/=+\-@]*$")  # the model's \p{L}\p{Z}\p{N}_.:/=+-@, for ASCII text
+    for key, value in record.items():
+        assert 1 <= len(key) <= shapes["CustomerMetadataKey"]["max"] and allowed.match(key), key
+        if isinstance(value, str):  # literal values; the rest are checked where they are produced
+            assert 1 <= len(value) <= shapes["CustomerMetadataValue"]["max"] and allowed.match(value), key
+    assert shapes["CustomerMetadataValue"]["max"] == 256
 
 
 def test_classification_gates_on_auc_at_least_the_threshold(tmp_path: Path) -> None:

@@ -14,7 +14,12 @@ from stacks.config import load_config
 
 ROOT = Path(__file__).resolve().parents[3]
 # The defaults as the runner checks them: after the data bucket's discovery parameter is read.
-PUBLISHED = {"/mlops-dev/foundation/s3/data-bucket": "mlops-dev-data-111111111111-eu-west-1"}
+REGISTRY = "111111111111.dkr.ecr.eu-west-1.amazonaws.com"
+PUBLISHED = {
+    "/mlops-dev/foundation/s3/data-bucket": "mlops-dev-data-111111111111-eu-west-1",
+    "/mlops-dev/foundation/ecr/training-repository-uri": f"{REGISTRY}/mlops-dev/training",
+    "/mlops-dev/foundation/ecr/inference-repository-uri": f"{REGISTRY}/mlops-dev/inference",
+}
 DEFAULTS = resolve_references(
     default_parameters(settings_for(load_config(ROOT / "config" / "dev.yaml"), "sha-0")), PUBLISHED.__getitem__
 )
@@ -27,6 +32,17 @@ def test_defaults_from_config_pass_and_render_as_strings() -> None:
     assert rendered["MetricThreshold"] == "3.0"
     assert rendered["InputDataUri"] == "s3://mlops-dev-data-111111111111-eu-west-1/abalone/abalone.csv"
     assert "ModelApprovalStatus" not in rendered
+    assert rendered["TrainingImage"] == f"{REGISTRY}/mlops-dev/training:sha-0"
+    assert rendered["RebuildId"] == "none"
+
+
+def test_images_are_a_tag_or_a_digest_and_a_rebuild_id_is_plain() -> None:
+    digest = "sha256:" + "ab" * 32
+    params = check_parameters(DEFAULTS, [f"InferenceImage={REGISTRY}/mlops-dev/inference@{digest}", "RebuildId=r-1"])
+    assert params.InferenceImage.endswith(f"@{digest}") and params.RebuildId == "r-1"
+    for bad in ("TrainingImage=latest", f"TrainingImage={REGISTRY}/x@sha256:12", "RebuildId=a b"):
+        with pytest.raises(ParameterError, match=bad.split("=")[0]):
+            check_parameters(DEFAULTS, [bad])
 
 
 def test_overrides_replace_defaults() -> None:
