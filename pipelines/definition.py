@@ -323,9 +323,11 @@ def get_pipeline(settings: PipelineSettings) -> Any:
             "time_budget_seconds": str(settings.time_budget_seconds),
             "pipeline_execution_arn": ExecutionVariables.PIPELINE_EXECUTION_ARN,
             "rebuild_id": rebuild_id,
-            # Read by the deploy's smoke test: the first CSV under test_data_uri, less the target column.
+            # Read by the deploy's smoke test: the first CSV under test_data_uri, less the target column, and
+            # how to judge the answers (a number for a regression, one of the split's labels otherwise).
             "target": settings.target,
             "test_data_uri": split_uri("test"),
+            "problem_type": settings.problem_type,
         }
     )
     model = Model(

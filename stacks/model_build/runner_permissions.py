@@ -19,7 +19,7 @@ def upsert_and_run_statements(
     data_key: kms.IKey,
 ) -> list[iam.PolicyStatement]:
     """Create/update this environment's SageMaker Pipeline, start it, follow it, read discovery parameters,
-    and upload the code the pipeline's Spark step runs."""
+    resolve the images' digests, and upload the code the pipeline's Spark step runs."""
     stack = cdk.Stack.of(scope)
     pipeline = stack.format_arn(service="sagemaker", resource="pipeline", resource_name=config.build_pipeline_name)
     return [
@@ -47,6 +47,15 @@ def upsert_and_run_statements(
             actions=["iam:PassRole"],
             resources=[pipeline_role.role_arn],
             conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+        ),
+        iam.PolicyStatement(
+            # The runner pins the images by digest: it resolves the content-hash tag it built to a digest.
+            sid="ResolveImageDigests",
+            actions=["ecr:DescribeImages"],
+            resources=[
+                stack.format_arn(service="ecr", resource="repository", resource_name=config.repository_name(image))
+                for image in ("training", "inference")
+            ],
         ),
         iam.PolicyStatement(
             sid="ReadDiscoveryParameters",
