@@ -25,9 +25,11 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import os
 import re
 import threading
 import uuid
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -154,7 +156,10 @@ class CaptureWriter:
     """Appends capture records under ``root/<endpoint>/<variant>/yyyy/mm/dd/hh/``, as SageMaker lays them out.
 
     Each writer has its own file per hour (``mm-ss-mmm-<uuid>.jsonl``, like SageMaker's), so several
-    server processes never write into one file. Every record is one complete line written at once.
+    server processes never write into one file. The file stays open between records (a server writes
+    thousands a second); every record is one complete line handed to the kernel in one ``write`` with
+    no buffer in the process, so a record written survives the process being killed. :meth:`close`
+    (or leaving a ``with`` block) closes the file; a writer dropped unclosed closes it when collected.
     """
 
     def __init__(
@@ -188,15 +193,32 @@ class CaptureWriter:
         self._lock = threading.Lock()
         self._hour: tuple[int, int, int, int] | None = None
         self._file: Path | None = None
+        self._fd: int | None = None
+        self._close_fd: weakref.finalize | None = None  # closes the file if the writer is dropped unclosed
+        self._closed = False
 
-    def _path_for(self, when: datetime) -> Path:
+    @property
+    def path(self) -> Path | None:
+        """The file the last record went to (None before the first)."""
+        return self._file
+
+    def _fd_for(self, when: datetime) -> tuple[int, Path]:
         hour = (when.year, when.month, when.day, when.hour)
-        if hour != self._hour or self._file is None:
+        if hour != self._hour or self._fd is None or self._file is None:
             folder = self.root / self.endpoint / self.variant / f"{when:%Y/%m/%d/%H}"
             folder.mkdir(parents=True, exist_ok=True)
-            self._file = folder / f"{when:%M-%S}-{when.microsecond // 1000:03d}-{uuid.uuid4()}.jsonl"
-            self._hour = hour
-        return self._file
+            path = folder / f"{when:%M-%S}-{when.microsecond // 1000:03d}-{uuid.uuid4()}.jsonl"
+            # Captured payloads can be personal data: readable by the server's user only.
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            self._release()
+            self._fd, self._file, self._hour = fd, path, hour
+            self._close_fd = weakref.finalize(self, os.close, fd)
+        return self._fd, self._file
+
+    def _release(self) -> None:
+        if self._close_fd is not None:
+            self._close_fd()  # closes the fd, once
+        self._fd, self._close_fd = None, None
 
     def write(
         self,
@@ -216,6 +238,10 @@ class CaptureWriter:
             inference_id: the caller's id for this inference (SageMaker's ``InferenceId``), used to
                 join ground truth later.
             event_id: the record's own id; a new UUID by default.
+
+        Raises:
+            ValueError: the writer is closed.
+            OSError: the file cannot be created or written (the record is not captured).
         """
         when = self._clock().astimezone(UTC)
         record = capture_record(
@@ -233,9 +259,23 @@ class CaptureWriter:
             inference_time=when,
             inference_id=inference_id,
         )
-        line = json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n"
+        line = memoryview((json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n").encode("utf-8"))
         with self._lock:
-            path = self._path_for(when)
-            with path.open("a", encoding="utf-8") as handle:
-                handle.write(line)
+            if self._closed:
+                raise ValueError("the capture writer is closed")
+            fd, path = self._fd_for(when)
+            while line:  # one write() for a regular file; the loop only guards against a short write
+                line = line[os.write(fd, line) :]
         return path
+
+    def close(self) -> None:
+        """Close the current file; later writes raise. Safe to call twice."""
+        with self._lock:
+            self._closed = True
+            self._release()
+
+    def __enter__(self) -> CaptureWriter:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()

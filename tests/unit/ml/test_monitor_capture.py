@@ -89,6 +89,23 @@ def test_one_file_per_writer_and_hour(tmp_path: Path) -> None:
     assert other != paths[0] and other.parent == paths[0].parent
 
 
+def test_the_file_stays_open_between_records_and_closing_ends_the_writer(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    with _writer(tmp_path) as writer:
+        first = writer.write(b"1,red", "text/csv", b"2", "text/csv")
+        # Each record is on disk as soon as write() returns, before any close (nothing is buffered).
+        assert len(first.read_text().splitlines()) == 1
+        second = writer.write(b"1,red", "text/csv", b"2", "text/csv")
+        assert first == second == writer.path
+    assert stat.S_IMODE(os.stat(first).st_mode) == 0o600  # captured payloads: the server's user only
+    with pytest.raises(ValueError, match="the capture writer is closed"):
+        writer.write(b"1,red", "text/csv", b"2", "text/csv")
+    writer.close()  # twice is fine
+    assert len(_records(tmp_path)) == 2
+
+
 @pytest.mark.parametrize(("endpoint", "variant"), [("../etc", "AllTraffic"), ("ep", "a/b"), ("", "v"), ("ep_1", "v")])
 def test_names_sagemaker_would_refuse_are_refused(tmp_path: Path, endpoint: str, variant: str) -> None:
     with pytest.raises(ValueError, match="is not a SageMaker name"):
