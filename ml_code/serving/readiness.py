@@ -43,11 +43,12 @@ def wait_for_ping(port: int, process: subprocess.Popen, timeout: float = 180.0) 
 
 @contextlib.contextmanager
 def running_server(
-    model_dir: Path, *, workers: int = 2, env: dict[str, str] | None = None
+    model_dir: Path, *, workers: int = 2, env: dict[str, str] | None = None, args: list[str] | None = None
 ) -> Iterator[tuple[int, subprocess.Popen]]:
     """``python -m ml_code.serve`` as a separate process on a free port, ready; stopped on exit.
 
-    ``env`` adds environment variables (e.g. ``MLOPS_SERVER_MAX_PENDING``) to the server's.
+    ``env`` adds environment variables (e.g. ``MLOPS_SERVER_MAX_PENDING``) to the server's; ``args``
+    adds options (e.g. ``["--capture-dir", DIR]``).
     """
     port = free_port()
     process = subprocess.Popen(
@@ -61,6 +62,7 @@ def running_server(
             str(port),
             "--host",
             "127.0.0.1",
+            *(args or []),
         ],
         cwd=Path(__file__).resolve().parents[2],
         env={**os.environ, "SAGEMAKER_MODEL_SERVER_WORKERS": str(workers), **(env or {})},
