@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import os
 import re
 import threading
@@ -35,6 +34,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 DEFAULT_CSV_CONTENT_TYPES = ("text/csv",)
 DEFAULT_JSON_CONTENT_TYPES = ("application/json",)
@@ -259,7 +260,8 @@ class CaptureWriter:
             inference_time=when,
             inference_id=inference_id,
         )
-        line = memoryview((json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n").encode("utf-8"))
+        # orjson: a tenth of json.dumps' time, the same compact UTF-8 line (the server writes one per request).
+        line = memoryview(orjson.dumps(record) + b"\n")
         with self._lock:
             if self._closed:
                 raise ValueError("the capture writer is closed")
