@@ -136,6 +136,8 @@ class InferenceApp:
                 if answer is None:
                     return  # the client is gone: nobody to answer
             await _respond(send, 200, answer, accept)
+        except ClientGone:
+            return
         except RequestError as exc:
             extra = [(b"retry-after", b"1")] if exc.status == 503 else []
             await _respond(send, exc.status, json.dumps({"error": exc.message}).encode(), "application/json", extra)
@@ -209,11 +211,23 @@ class InferenceApp:
                 return
 
 
+class ClientGone(Exception):
+    """The client hung up before its whole body arrived: nothing to parse, nobody to answer."""
+
+
 async def _read_body(receive: Any) -> bytes:
+    """The whole request body.
+
+    Raises:
+        RequestError: 413 once it exceeds SageMaker's payload limit.
+        ClientGone: the client disconnected first (a cut body must not be predicted or captured).
+    """
     chunks: list[bytes] = []
     size = 0
     while True:
         message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > MAX_PAYLOAD_BYTES:

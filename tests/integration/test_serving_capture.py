@@ -13,6 +13,7 @@ import http.client
 import json
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -21,6 +22,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ml_code.serving.readiness import running_server
 from tests.integration.conftest import ROOT, SAMPLE
@@ -284,3 +287,99 @@ def test_an_inference_id_sagemaker_would_refuse_is_a_400_naming_the_header(train
     assert "X-Amzn-SageMaker-Inference-Id must be 1 to 64 printable ASCII characters" in error
     assert _records(capture) == []
     assert _stats(stderr)[0]["refused"] == 1
+
+
+# --- whatever a client sends, with capture on: a 200 and its one record, or a 4xx and none -----------------
+
+_header_text = st.text(
+    alphabet=st.characters(min_codepoint=0x20, max_codepoint=0xFF, exclude_characters="\x7f"), max_size=70
+)
+_bodies = st.one_of(
+    st.lists(st.sampled_from([r[0] for r in ROWS[:50]]), min_size=1, max_size=5).map(
+        lambda r: ("\n".join(r) + "\n").encode()
+    ),
+    st.lists(st.sampled_from([r[0] for r in ROWS[:50]]), min_size=1, max_size=3).map(
+        lambda r: json.dumps({"instances": [[c[0], *map(float, c[1:])] for c in (x.split(",") for x in r)]}).encode()
+    ),
+    st.binary(max_size=200),
+    st.text(max_size=200).map(lambda t: t.encode("utf-8", "surrogatepass")),
+)
+
+
+@pytest.fixture(scope="module")
+def capturing_server(trained_run, tmp_path_factory: pytest.TempPathFactory):
+    capture = tmp_path_factory.mktemp("fuzz-capture")
+    # One worker: a request's record is written before the worker handles the next request (the /ping).
+    with running_server(trained_run[0] / "model", workers=1, args=["--capture-dir", str(capture)]) as (port, process):
+        yield port, process, capture
+
+
+def _send_cut(port: int, body: bytes, headers: dict[str, str]) -> None:
+    """Send the headers and part of the body, then hang up: the server must neither answer nor capture."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        sock.sendall(
+            f"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body) + 7}\r\n{head}\r\n".encode("latin-1")
+            + body
+        )
+
+
+@given(
+    body=_bodies,
+    content_type=st.sampled_from(
+        ["text/csv", "application/json", "text/csv; charset=utf-8", "TEXT/CSV", "", "image/png"]
+    )
+    | _header_text,
+    accept=st.none() | st.sampled_from(["*/*", "text/csv", "application/json", "image/png", "text/*"]) | _header_text,
+    attributes=st.none() | st.sampled_from(["probabilities=true", "probabilities=maybe"]) | _header_text,
+    inference_id=st.none() | st.just("unique") | _header_text,
+    cut=st.booleans(),
+)
+@settings(
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture], derandomize=True
+)
+def test_fuzz_every_request_is_a_200_with_one_record_or_a_4xx_with_none(
+    capturing_server, body, content_type, accept, attributes, inference_id, cut
+) -> None:
+    port, process, capture = capturing_server
+    before = len(_records(capture))
+    headers = {"Content-Type": content_type}
+    for name, value in (("Accept", accept), ("X-Amzn-SageMaker-Custom-Attributes", attributes)):
+        if value is not None:
+            headers[name] = value
+    if inference_id is not None:
+        headers["X-Amzn-SageMaker-Inference-Id"] = (
+            f"fuzz-{before}-{time.monotonic_ns()}" if inference_id == "unique" else inference_id
+        )
+    if cut:
+        _send_cut(port, body, headers)
+        status = None
+    else:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn.request("POST", "/invocations", body=body, headers=headers)
+        response = conn.getresponse()
+        status, answer = response.status, response.read()
+        assert status == 200 or status in (400, 406, 415), (status, answer)
+        if status != 200:
+            assert json.loads(answer)["error"]
+    # The server is still up and answers /ping (and, one worker, has written the record by then)
+    ping = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    ping.request("GET", "/ping")
+    assert ping.getresponse().status == 200 and process.poll() is None
+    records = _records(capture)
+    if status == 200:
+        (record,) = records[before:]
+        captured = record["captureData"]
+        assert captured["endpointOutput"]["data"] == answer.decode()  # exactly what was answered
+        assert captured["endpointInput"]["data"] == body.decode()  # a 200 means the body was UTF-8 CSV or JSON
+        sent = headers.get("X-Amzn-SageMaker-Inference-Id")
+        assert record["eventMetadata"].get("inferenceId", None) == (sent.strip(" \t") if sent else None)
+    else:
+        assert records[before:] == []  # a refused or cut-off request leaves no record
+
+
+def test_after_the_fuzz_the_workers_count_matches_the_records(capturing_server) -> None:
+    _, process, capture = capturing_server
+    stderr = _stop(process)
+    (stats,) = _stats(stderr)
+    assert stats["answered"] == stats["captured"] == len(_records(capture))
