@@ -107,14 +107,17 @@ def decode_payload(side: Any, where: str) -> Payload:
         where: ``file: line N: endpointInput``, for error messages.
 
     Raises:
-        ValueError: a missing field, an unknown encoding, bad base64 or a body that is not UTF-8 text.
+        ValueError: a missing field, a field of the wrong type, an unknown encoding, bad base64 or a
+            body that is not UTF-8 text.
     """
     if not isinstance(side, dict):
         raise ValueError(f"{where} must be an object")
-    data, encoding = side.get("data"), side.get("encoding")
+    data, encoding, content_type = side.get("data"), side.get("encoding"), side.get("observedContentType")
     if not isinstance(data, str):
         raise ValueError(f"{where}.data must be a string")
-    kind = media_type(side.get("observedContentType"))
+    if content_type is not None and not isinstance(content_type, str):
+        raise ValueError(f"{where}.observedContentType must be a string, got {type(content_type).__name__}")
+    kind = media_type(content_type)
     encoding_name = encoding.upper() if isinstance(encoding, str) else encoding
     if encoding_name == "BASE64":
         try:
