@@ -335,9 +335,7 @@ def _send_cut(port: int, body: bytes, headers: dict[str, str]) -> None:
     inference_id=st.none() | st.just("unique") | _header_text,
     cut=st.booleans(),
 )
-@settings(
-    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture], derandomize=True
-)
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_fuzz_every_request_is_a_200_with_one_record_or_a_4xx_with_none(
     capturing_server, body, content_type, accept, attributes, inference_id, cut
 ) -> None:

@@ -70,7 +70,7 @@ def _sagemaker_accepts(value: str) -> bool:
 
 
 @given(st.text(max_size=80) | st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=70))
-@settings(max_examples=300, deadline=None, derandomize=True)
+@settings(max_examples=300, deadline=None)
 def test_inference_ids_are_accepted_exactly_when_sagemaker_accepts_them(value: str) -> None:
     header = value.encode("utf-8", "surrogatepass").decode("latin-1")  # as uvicorn hands a header over
     if _sagemaker_accepts(value):
@@ -103,7 +103,7 @@ def test_every_answer_is_one_record_with_its_own_event_id(tmp_path: Path) -> Non
 
 
 @given(percentage=st.integers(0, 100), requests=st.integers(0, 300), seed=st.integers(0, 2**32 - 1))
-@settings(max_examples=40, deadline=None, derandomize=True)
+@settings(max_examples=40, deadline=None)
 def test_sampling_captures_that_share_and_counts_every_answer(
     tmp_path_factory: pytest.TempPathFactory, percentage: int, requests: int, seed: int
 ) -> None:
