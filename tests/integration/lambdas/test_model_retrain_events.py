@@ -207,3 +207,39 @@ def test_a_processing_job_status_outside_sagemakers_is_refused_by_field(lambda_e
     event["detail"]["ProcessingJobStatus"] = "Failed" * 40_000  # was 'ignored' with a 240 KB reason it could not store
     with pytest.raises(handler.UnsupportedEvent, match=r"detail\.ProcessingJobStatus: Input should be 'InProgress'"):
         handler.lambda_handler(event, FakeContext())
+
+
+# --- the function's settings (environment variables, read once at cold start) ----------------------------
+
+_ENV = {
+    "PIPELINE_NAME": "mlops-dev-model-build",
+    "TOPIC_ARN": "arn:aws:sns:eu-west-1:123456789012:retrain",
+    "TABLE_NAME": "mlops-dev-retrain",
+    "COOLDOWN_HOURS": "24",
+    "MONITORING_BUCKET": "mlops-dev-monitoring",
+    "INPUT_DATA_URI": "s3://bucket/data/",
+}
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    changes=st.dictionaries(
+        st.sampled_from(sorted(_ENV)),
+        st.none() | st.text(max_size=30) | st.sampled_from(["0", "-1", "1e9", "nan", "inf", "x" * 5000, "http://x"]),
+        max_size=3,
+    )
+)
+def test_any_environment_gives_settings_or_an_error_naming_the_variable(changes: dict) -> None:
+    from model_retrain.events import Settings
+    from pydantic import ValidationError
+
+    env = {**_ENV, **{k: v for k, v in changes.items() if v is not None}}
+    for name in [k for k, v in changes.items() if v is None]:
+        env.pop(name)
+    try:
+        parsed = Settings.model_validate(env)
+    except ValidationError as exc:
+        named = {str(error["loc"][0]) for error in exc.errors()}
+        assert named and named <= set(changes), (named, changes)  # only what was changed is blamed
+    else:
+        assert 0 < parsed.cooldown_hours <= 24 * 90 and parsed.pipeline_name and parsed.table_name
