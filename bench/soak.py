@@ -10,7 +10,8 @@ wrk with one-row CSV requests (every request carries a unique ``X-Amzn-SageMaker
 2. capture on, ``--duration`` seconds, then SIGTERM;
 3. capture on, SIGTERM at ``--sigterm-at`` of the duration while wrk is still sending.
 
-Each prints req/s, p50 and p99, wrk's errors, every worker's RSS at the start (after a 2 s
+Each prints req/s, p50 and p99, wrk's errors, the workers' CPU time per request (user + system:
+what other jobs on a shared machine inflate least), every worker's RSS at the start (after a 2 s
 warm-up) and at the end and its largest sample in between, and the workers that restarted
 (worker pids are sampled each second). With capture on it counts three things kept apart: the
 requests wrk completed, the 200s the workers say they answered (each worker's last line on
@@ -95,6 +96,7 @@ class Run:
     rss_end: dict[int, float] = field(default_factory=dict)
     rss_peak: dict[int, float] = field(default_factory=dict)
     restarted: list[int] = field(default_factory=list)  # pids seen after the start that were not there at it
+    cpu_seconds: float | None = None  # the workers' user + system CPU during the run (not the SIGTERM run)
     answered: int | None = None
     refused: int | None = None
     records: int | None = None
@@ -129,6 +131,15 @@ def _workers(server: int, workers: int) -> list[int]:
         if ppid == server and b"spawn_main" in cmdline:
             found.append(int(entry.name))
     return sorted(found)
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes so far (what other jobs on the machine do not inflate)."""
+    ticks = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _rss_mib(pid: int) -> float | None:
@@ -234,6 +245,7 @@ def soak(args: argparse.Namespace, work: Path, key: str, *, capture: bool, sigte
                         run.rss_end[pid] = rss
 
         sampler = threading.Thread(target=sample, daemon=True)
+        cpu_start = _cpu_seconds(pids)
         sampler.start()
         load = _wrk(port, args.duration, args.threads, args.connections, script, "run")
         if sigterm_at is not None:
@@ -248,6 +260,7 @@ def soak(args: argparse.Namespace, work: Path, key: str, *, capture: bool, sigte
             run.wrk = _wrk_result(load)
         else:
             run.wrk = _wrk_result(load)
+            run.cpu_seconds = _cpu_seconds(pids) - cpu_start
             stop_sampling.set()
             sampler.join()
             for pid in _workers(server.pid, args.workers):
@@ -320,6 +333,11 @@ def _report(runs: list[Run], args: argparse.Namespace) -> None:
             f"errors connect {run.wrk['connect']} read {run.wrk['read']} write {run.wrk['write']} "
             f"status {run.wrk['status']} timeout {run.wrk['timeout']}"
         )
+        if run.cpu_seconds is not None:
+            print(
+                f"    server CPU: {run.cpu_seconds:.1f} s for {run.wrk['requests']} requests = "
+                f"{run.cpu_seconds / max(1, run.wrk['requests']) * 1e6:.0f} us per request (workers' user + system)"
+            )
         for pid, start in sorted(run.rss_start.items()):
             end = run.rss_end.get(pid, start)
             print(
@@ -338,9 +356,16 @@ def _report(runs: list[Run], args: argparse.Namespace) -> None:
     base = runs[0]
     for run in runs[1:]:
         if "SIGTERM" not in run.label:
+            per_request = [r.cpu_seconds / max(1, r.wrk["requests"]) * 1e6 for r in (run, base) if r.cpu_seconds]
+            cpu = (
+                f", {per_request[0]:.0f} against {per_request[1]:.0f} us CPU per request"
+                if len(per_request) == 2
+                else ""
+            )
             print(
                 f"\n  capture on / off: {run.rps / base.rps:.3f}x the throughput, "
-                f"p99 {run.wrk['p99_us'] / 1000:.2f} ms against {base.wrk['p99_us'] / 1000:.2f} ms"
+                f"p99 {run.wrk['p99_us'] / 1000:.2f} ms against {base.wrk['p99_us'] / 1000:.2f} ms{cpu} "
+                "(CPU per request is what load from other jobs does not inflate)"
             )
 
 

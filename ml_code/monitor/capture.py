@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import random
 import re
 import threading
 import uuid
@@ -136,6 +137,20 @@ def decode_payload(side: Any, where: str) -> Payload:
     raise ValueError(f"{where}.encoding must be CSV, JSON or BASE64, got {encoding!r}")
 
 
+_last_second: tuple[int, str] = (-1, "")
+
+
+def _utc_second(when: datetime) -> str:
+    """``2026-11-23T19:00:00Z``; formatted once per second (a server captures thousands a second)."""
+    global _last_second
+    second = int(when.timestamp())
+    cached = _last_second  # one tuple, read and replaced whole: safe across threads
+    if cached[0] != second:
+        cached = (second, when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+        _last_second = cached
+    return cached[1]
+
+
 def capture_record(
     request: dict[str, str],
     response: dict[str, str],
@@ -148,7 +163,7 @@ def capture_record(
     metadata: dict[str, str] = {"eventId": event_id}
     if inference_id is not None:
         metadata["inferenceId"] = inference_id
-    metadata["inferenceTime"] = inference_time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    metadata["inferenceTime"] = _utc_second(inference_time)
     return {
         "captureData": {"endpointInput": request, "endpointOutput": response},
         "eventMetadata": metadata,
@@ -194,6 +209,8 @@ class CaptureWriter:
         self._csv = tuple(csv_content_types)
         self._json = tuple(json_content_types)
         self._clock = clock
+        # Event ids: random UUIDs from a generator seeded once from os.urandom, not a system call each.
+        self._ids = random.Random()
         self._lock = threading.Lock()
         self._hour: tuple[int, int, int, int] | None = None
         self._file: Path | None = None
@@ -259,7 +276,7 @@ class CaptureWriter:
                 csv_content_types=self._csv,
                 json_content_types=self._json,
             ),
-            event_id=event_id or str(uuid.uuid4()),
+            event_id=event_id or str(uuid.UUID(int=self._ids.getrandbits(128), version=4)),
             inference_time=when,
             inference_id=inference_id,
         )
