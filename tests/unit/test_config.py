@@ -743,7 +743,7 @@ def _has(holder: dict | list, key: object) -> bool:
     return key in holder if isinstance(holder, dict) else isinstance(key, int) and 0 <= key < len(holder)
 
 
-@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(damaged=damaged_configs(), unicode_out=st.booleans())
 def test_any_damaged_field_gives_a_config_or_an_error_naming_the_file_and_the_field(
     tmp_path: Path, damaged: tuple[dict, list[tuple]], unicode_out: bool
@@ -761,10 +761,9 @@ def test_any_damaged_field_gives_a_config_or_an_error_naming_the_file_and_the_fi
             assert wheres and all(wheres), message
             # Each problem is named at a field: one the damage touched, or an ancestor or sibling rule of it.
             roots = {str(p[0]) for p in touched if p}
-            assert any(w.split(".")[0].split(",")[0] in roots or w == "(top level)" for w in wheres) or not roots, (
-                touched,
-                message,
-            )
+            # A rule over several fields names them all: "deploy, model_build: ...".
+            named = {field.strip().split(".")[0] for w in wheres for field in w.split(",")}
+            assert named & roots or "(top level)" in named or not roots, (touched, message)
     else:
         assert config.name == "dev"  # the damage was valid (an optional field dropped, a value still allowed)
 
