@@ -24,7 +24,9 @@ import asyncio
 import json
 import logging
 import os
+import sys
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
@@ -191,6 +193,7 @@ class InferenceApp:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                started = time.monotonic()
                 try:
                     self.model = self.load(self.model_dir)
                 except Exception as exc:
@@ -202,6 +205,9 @@ class InferenceApp:
                     except (OSError, ValueError) as exc:
                         await send({"type": "lifespan.startup.failed", "message": f"cannot capture: {exc}"})
                         return
+                # One line per worker: /ping answers once any worker is up, this says when each one is.
+                sys.stderr.write(f"worker {os.getpid()}: ready in {time.monotonic() - started:.1f} s\n")
+                sys.stderr.flush()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 # uvicorn sends this once the requests in flight are answered: their records are written.

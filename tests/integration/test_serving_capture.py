@@ -140,6 +140,8 @@ def test_every_answer_is_captured_once_by_each_worker_and_the_monitor_reads_it(t
     # Then each worker says what it answered and captured, into a file of its own
     stats = _stats(stderr)
     assert len(stats) == 2 and len({s["pid"] for s in stats}) == 2, stderr
+    ready = {int(pid) for pid in re.findall(r"^worker (\d+): ready in \d+\.\d s$", stderr, re.M)}
+    assert ready == {s["pid"] for s in stats}  # each worker said when it was up
     assert sum(s["answered"] for s in stats) == statuses[200]
     assert sum(s["refused"] for s in stats) == statuses[400] + statuses[503]
     assert all(s["captured"] == s["answered"] and s["failed"] == s["not_sampled"] == 0 for s in stats)
