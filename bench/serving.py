@@ -64,16 +64,12 @@ CAPTURE_LABEL = "ours, data capture on"
 
 @contextlib.contextmanager
 def _server(kind: str, model_dir: Path) -> Iterator[int]:
-    if kind == "ours":
-        with running_server(model_dir, workers=WORKERS) as (port, _):
-            yield port
-        return
-    if kind == CAPTURE_KIND:
-        with (
-            tempfile.TemporaryDirectory() as capture,
-            running_server(model_dir, workers=WORKERS, args=["--capture-dir", capture]) as (port, _),
-        ):
-            yield port
+    if kind in ("ours", CAPTURE_KIND):
+        # With a log, running_server waits for every worker, not only the first that answers /ping.
+        with tempfile.TemporaryDirectory() as work:
+            args = ["--capture-dir", f"{work}/capture"] if kind == CAPTURE_KIND else []
+            with running_server(model_dir, workers=WORKERS, args=args, log=Path(work) / "server.log") as (port, _):
+                yield port
         return
     port = free_port()
     env = {

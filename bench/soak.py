@@ -46,14 +46,13 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ml_code.serving.readiness import free_port, wait_for_ping  # noqa: E402
+from ml_code.serving.readiness import free_port, wait_for_ping, wait_for_workers  # noqa: E402
 
 ROW = "M,0.455,0.365,0.095,0.514,0.2245,0.101,0.15"
 STATS = re.compile(
     r"^capture: worker (\d+): (\d+) answered, (\d+) captured, (\d+) not sampled, (\d+) failed, (\d+) refused",
     re.M,
 )
-READY = re.compile(r"^worker \d+: ready in", re.M)
 # A unique id per request (the wrk run's name from its arguments, the thread, a counter), and wrk's summary
 # as one JSON line.
 WRK_SCRIPT = (
@@ -227,11 +226,7 @@ def soak(args: argparse.Namespace, work: Path, key: str, *, capture: bool, sigte
     try:
         wait_for_ping(port, server, timeout=180)
         # /ping answers once one worker is up; wait for every worker (its "ready" line), or one takes it all.
-        deadline = time.monotonic() + 180
-        while len(READY.findall(log.read_text())) < args.workers:
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise RuntimeError(f"not every worker became ready:\n{log.read_text()}")
-            time.sleep(0.2)
+        wait_for_workers(log, args.workers, server)
         # Warm-up: every worker past its first requests (the warm-up's records count like any other).
         run.warmup_requests = _wrk_result(_wrk(port, 2, args.threads, args.connections, script, "warm"))["requests"]
         pids = _workers(server.pid, args.workers)
