@@ -57,10 +57,12 @@ def _stats(stderr: str) -> list[dict]:
     ]
 
 
-def _stop(process: subprocess.Popen) -> str:
-    """SIGTERM, then the server's stderr once it has exited by itself (graceful: no kill follows)."""
+def _stop(process: subprocess.Popen, log: Path | None = None) -> str:
+    """SIGTERM, then the server's stderr (or its ``log``) once it has exited by itself (graceful: no kill follows)."""
     process.send_signal(signal.SIGTERM)
     stderr = process.communicate(timeout=60)[1]
+    if log is not None:
+        stderr = log.read_text()
     # One worker: uvicorn re-raises the signal after its graceful shutdown; several: the supervisor exits 0.
     assert process.returncode in (0, -signal.SIGTERM), stderr
     return stderr
@@ -128,14 +130,15 @@ def test_every_answer_is_captured_once_by_each_worker_and_the_monitor_reads_it(t
     statuses: Counter = Counter()
     lock = threading.Lock()
     # Given a server with two workers capturing, and four clients sending mixed traffic
-    with running_server(run_dir / "model", workers=2, args=args) as (port, process):
+    log = tmp_path / "server.log"  # and every worker is ready before the traffic starts, not only the first
+    with running_server(run_dir / "model", workers=2, args=args, log=log) as (port, process):
         threads = [threading.Thread(target=_mixed_traffic, args=(port, t, sent, statuses, lock)) for t in range(4)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
         # When the server is stopped with SIGTERM
-        stderr = _stop(process)
+        stderr = _stop(process, log)
     assert (statuses[200], statuses[400]) == (96, 24), statuses
     # Then each worker says what it answered and captured, into a file of its own
     stats = _stats(stderr)
@@ -238,7 +241,8 @@ def test_sigterm_mid_run_loses_and_duplicates_no_record(trained_run, tmp_path: P
     capture = tmp_path / "capture"
     answered: list[str] = []
     stop = threading.Event()
-    with running_server(trained_run[0] / "model", workers=workers, args=["--capture-dir", str(capture)]) as (
+    log = tmp_path / "server.log"
+    with running_server(trained_run[0] / "model", workers=workers, args=["--capture-dir", str(capture)], log=log) as (
         port,
         process,
     ):
@@ -249,7 +253,7 @@ def test_sigterm_mid_run_loses_and_duplicates_no_record(trained_run, tmp_path: P
         time.sleep(1.5)
         assert answered, "no request was answered before the stop"
         # When SIGTERM arrives while requests are in flight
-        stderr = _stop(process)
+        stderr = _stop(process, log)
         stop.set()
         for thread in threads:
             thread.join(timeout=30)
