@@ -28,7 +28,7 @@ help:
 	@echo "make test      unit, infra and integration tests, determinism, cfn-lint, checkov"
 	@echo "make audit     after synth: build/audit/<env>/ index.html, report.md, findings.sarif (BASELINE=old/build/audit to compare)"
 	@echo "make demo      install, synthesize every environment behind the compliance gate and summarize it, then train on the sample data, serve the model and send it requests"
-	@echo "make bench     run the benchmarks in bench/ (serving needs wrk; monitor sets up .venv-bench)"
+	@echo "make bench     run the benchmarks in bench/ (serving and soak need wrk; monitor sets up .venv-bench)"
 	@echo "make ls ENV=dev       list one environment's stacks (offline; without ENV: every environment's)"
 	@echo "make diff ENV=dev     compare one environment with what is deployed (needs AWS credentials)"
 	@echo "make deploy ENV=dev   deploy one environment's stacks (needs AWS credentials)"
@@ -97,11 +97,12 @@ demo: synth
 	@$(PY) -m tools.ml_demo --output build/demo
 
 bench: install
-	@command -v wrk > /dev/null || { echo "bench/serving.py needs wrk (Debian: apt-get install wrk)"; exit 2; }
+	@command -v wrk > /dev/null || { echo "bench/serving.py and bench/soak.py need wrk (Debian: apt-get install wrk)"; exit 2; }
 	@test -x .venv-bench/bin/python || bash bench/setup_bench_venv.sh
 	$(PY) bench/synth_time.py
 	$(PY) bench/model_quality.py
-	$(PY) bench/serving.py
+	$(PY) bench/serving.py --capture
+	$(PY) bench/soak.py
 	$(PY) bench/per_row_timings.py
 	$(PY) bench/training_cost.py
 	$(PY) bench/large_training.py

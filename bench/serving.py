@@ -1,6 +1,6 @@
 """Serving benchmark: our server against the canonical bring-your-own-container stack, with an ablation.
 
-    .venv/bin/python bench/serving.py [--model-dir DIR] [--duration 8] [--rounds 2]
+    .venv/bin/python bench/serving.py [--model-dir DIR] [--duration 8] [--rounds 2] [--capture]
                                       [--sizes 1,100,10000,100000] [--skip-wrk] [--skip-batch]
 
 Every server serves the same trained artifact (trained here on the sample data unless
@@ -11,7 +11,9 @@ Every server serves the same trained artifact (trained here on the sample data u
   (bench/byoc_baseline_server.py);
 - ablation (bench/serving_ablation.py): Flask + gunicorn with our handlers and compiled model,
   and uvicorn with our app but scikit-learn predicting. Their ratios split the gain between
-  the server and the predictor.
+  the server and the predictor;
+- with ``--capture``, also ours with data capture on (``--capture-dir``: a record per answer),
+  in the same alternating rounds, to show what capture costs.
 
 1. One-row requests: wrk at concurrency 8 (2 threads), the servers alternating round by round
    so that machine noise hits all alike. Goal: p99 <= 5 ms, >= 50x the baseline's req/s, 0 errors.
@@ -56,11 +58,18 @@ KINDS = {
 }
 
 
+CAPTURE_KIND = "ours-capture"
+CAPTURE_LABEL = "ours, data capture on"
+
+
 @contextlib.contextmanager
 def _server(kind: str, model_dir: Path) -> Iterator[int]:
-    if kind == "ours":
-        with running_server(model_dir, workers=WORKERS) as (port, _):
-            yield port
+    if kind in ("ours", CAPTURE_KIND):
+        # With a log, running_server waits for every worker, not only the first that answers /ping.
+        with tempfile.TemporaryDirectory() as work:
+            args = ["--capture-dir", f"{work}/capture"] if kind == CAPTURE_KIND else []
+            with running_server(model_dir, workers=WORKERS, args=args, log=Path(work) / "server.log") as (port, _):
+                yield port
         return
     port = free_port()
     env = {
@@ -143,12 +152,13 @@ def _wrk(port: int, duration: int, script: Path) -> dict[str, float]:
     return {"rps": rps, "p50": p50, "p99": p99, "requests": total, "errors": errors}
 
 
-def _one_row(model_dir: Path, tmp: Path, duration: int, rounds: int) -> None:
+def _one_row(model_dir: Path, tmp: Path, duration: int, rounds: int, capture: bool) -> None:
     script = tmp / "post.lua"
     script.write_text(f'wrk.method = "POST"\nwrk.body = "{ROW}\\n"\nwrk.headers["Content-Type"] = "text/csv"\n')
-    results: dict[str, list[dict[str, float]]] = {kind: [] for kind in KINDS}
+    kinds = {**KINDS, **({CAPTURE_KIND: CAPTURE_LABEL} if capture else {})}
+    results: dict[str, list[dict[str, float]]] = {kind: [] for kind in kinds}
     for _ in range(rounds):
-        for kind in KINDS:
+        for kind in kinds:
             with _server(kind, model_dir) as port:
                 _wrk(port, 2, script)  # warm-up: imports, first-request paths
                 results[kind].append(_wrk(port, duration, script))
@@ -157,7 +167,7 @@ def _one_row(model_dir: Path, tmp: Path, duration: int, rounds: int) -> None:
         f"{WORKERS} workers each (medians)"
     )
     summary = {}
-    for kind, label in KINDS.items():
+    for kind, label in kinds.items():
         runs = results[kind]
         rps = statistics.median(r["rps"] for r in runs)
         p50 = statistics.median(r["p50"] for r in runs)
@@ -172,6 +182,8 @@ def _one_row(model_dir: Path, tmp: Path, duration: int, rounds: int) -> None:
         f"the server alone (sklearn) {summary['uvicorn-sklearn'] / base:.1f}x; "
         f"the server on top of the compiled model {summary['ours'] / summary['flask-compiled']:.1f}x"
     )
+    if capture:
+        print(f"  data capture on / off: {summary[CAPTURE_KIND] / summary['ours']:.3f}x the throughput")
 
 
 def _body(rows: int) -> bytes:
@@ -252,6 +264,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-wrk", action="store_true")
     parser.add_argument("--skip-batch", action="store_true")
+    parser.add_argument("--capture", action="store_true", help="also ours with data capture on")
     args = parser.parse_args()
     if not args.skip_wrk and not shutil.which("wrk"):
         print("error: wrk is not installed (Debian: apt-get install wrk)", file=sys.stderr)
@@ -283,7 +296,7 @@ def main() -> int:
         winner = json.loads((Path(model_dir) / "metadata.json").read_text()).get("winner", {})
         print(f"model: {json.dumps(winner)}")
         if not args.skip_wrk:
-            _one_row(Path(model_dir), Path(tmp), args.duration, args.rounds)
+            _one_row(Path(model_dir), Path(tmp), args.duration, args.rounds, args.capture)
         if not args.skip_batch:
             _batch(Path(model_dir), [int(s) for s in args.sizes.split(",")], args.repeats)
         print(f"load average at end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")

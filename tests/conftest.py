@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,6 +24,14 @@ for _name in (
     os.environ.pop(_name, None)
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+
+# Property tests are deterministic: the same examples on every run and machine (no example database, no
+# random seed), so the suite cannot pass or fail by luck. HYPOTHESIS_PROFILE=explore draws new random
+# examples (kept in the git-ignored .hypothesis/) when you go looking for bugs; pin what it finds with
+# @example.
+settings.register_profile("deterministic", derandomize=True, database=None, print_blob=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
 
 
 @dataclass

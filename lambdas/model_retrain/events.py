@@ -9,10 +9,19 @@ EventBridge delivers:
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+from typing import Annotated, Literal
 
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+# Sizes as AWS documents them (CloudWatch's StateReason and dimension values, SageMaker's job messages):
+# an event beyond them is not one AWS sent, and would overflow what the function stores and notifies.
+STATE_REASON_MAX = 1023
+DIMENSION_VALUE_MAX = 1024
+JOB_MESSAGE_MAX = 1024
+# SageMaker's endpoint names: the EndpointName dimension is used as one (describe, S3 prefix, cooldown key).
+ENDPOINT_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 
 
 class _Lenient(BaseModel):
@@ -22,14 +31,14 @@ class _Lenient(BaseModel):
 
 class AlarmState(_Lenient):
     value: Literal["OK", "ALARM", "INSUFFICIENT_DATA"]
-    reason: str = ""
+    reason: str = Field(default="", max_length=STATE_REASON_MAX)
     timestamp: str = ""
 
 
 class Metric(_Lenient):
     namespace: str = ""
     name: str = ""
-    dimensions: dict[str, str] = {}
+    dimensions: dict[str, Annotated[str, Field(max_length=DIMENSION_VALUE_MAX)]] = {}
 
 
 class MetricStat(_Lenient):
@@ -51,6 +60,16 @@ class AlarmDetail(_Lenient):
     previous_state: AlarmState | None = Field(default=None, alias="previousState")
     configuration: AlarmConfiguration = AlarmConfiguration()
 
+    @model_validator(mode="after")
+    def _endpoint_is_a_sagemaker_name(self) -> AlarmDetail:
+        endpoint = self.dimension("EndpointName")
+        if endpoint is not None and not ENDPOINT_NAME.match(endpoint):
+            raise ValueError(
+                "configuration.metrics: the EndpointName dimension is not a SageMaker endpoint name "
+                "(letters, digits and hyphens, 63 at most)"
+            )
+        return self
+
     def dimension(self, name: str) -> str | None:
         """The value of a dimension of the alarm's metric(s), if they agree on one."""
         values = {
@@ -69,9 +88,11 @@ class AlarmStateChange(EventBridgeModel):
 
 class ProcessingJobDetail(_Lenient):
     processing_job_name: str = Field(alias="ProcessingJobName", min_length=1, max_length=63)
-    processing_job_status: str = Field(alias="ProcessingJobStatus")
-    failure_reason: str = Field(default="", alias="FailureReason")
-    exit_message: str = Field(default="", alias="ExitMessage")
+    processing_job_status: Literal["InProgress", "Completed", "Failed", "Stopping", "Stopped"] = Field(
+        alias="ProcessingJobStatus"
+    )
+    failure_reason: str = Field(default="", alias="FailureReason", max_length=JOB_MESSAGE_MAX)
+    exit_message: str = Field(default="", alias="ExitMessage", max_length=JOB_MESSAGE_MAX)
 
 
 class ProcessingJobStateChange(EventBridgeModel):

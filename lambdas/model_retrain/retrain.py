@@ -7,7 +7,12 @@ Pure of Lambda: the clients are passed in, so tests drive it against a local AWS
 - The execution's description says why (alarm, reason, endpoint, model version, violations file),
   so the lineage of the model it produces names the drift that caused it.
 - ``ClientRequestToken`` is the event's id: a redelivered event cannot start a second execution.
-- A failed start releases the cooldown it took, so the next alarm (or the retry) can try again.
+- A rerun of the same event (Lambda's retry after an error, e.g. the notification failed) takes
+  its own cooldown again, and finds the execution it already started recorded on the cooldown
+  item: it notifies that execution instead of starting another (belt and braces: the token
+  already makes SageMaker start at most one).
+- A failed start (an AWS error or a timeout, after the client's retries) releases the cooldown it
+  took, so the next alarm (or the retry) can try again.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from model_retrain.events import AlarmStateChange, ProcessingJobStateChange, Settings
 
@@ -73,7 +78,8 @@ class Retrainer:
         if detail.state.value != "ALARM":
             return Decision("ignored", model, f"alarm {detail.alarm_name} is {detail.state.value}, not ALARM")
         now = self.clock()
-        if not self._take_cooldown(model, event.id, now):
+        taken, already_started = self._take_cooldown(model, event.id, now)
+        if not taken:
             decision = Decision(
                 "skipped_cooldown",
                 model,
@@ -82,13 +88,16 @@ class Retrainer:
             self._notify(decision)
             return decision
         why = self._reasons(detail.alarm_name, detail.state.reason, model)
-        try:
-            arn = self._start(event.id, why)
-        except ClientError as exc:
-            self._release_cooldown(model, event.id)
-            failed = Decision("start_failed", model, f"retrain failed to start: {exc}; {why}")
-            self._notify(failed, subject="Retrain FAILED to start")
-            raise RetrainError(failed.reason) from exc
+        arn = already_started
+        if not arn:
+            try:
+                arn = self._start(event.id, why)
+            except (ClientError, BotoCoreError) as exc:  # BotoCoreError: timeouts and connection errors
+                self._release_cooldown(model, event.id)
+                failed = Decision("start_failed", model, f"retrain failed to start: {exc}; {why}")
+                self._notify(failed, subject="Retrain FAILED to start")
+                raise RetrainError(failed.reason) from exc
+        self._record_execution(model, event.id, arn)
         decision = Decision("started", model, why, arn)
         self._notify(decision)
         return decision
@@ -108,10 +117,16 @@ class Retrainer:
 
     # --- steps -------------------------------------------------------------------------------
 
-    def _take_cooldown(self, model: str, event_id: str, now: float) -> bool:
+    def _take_cooldown(self, model: str, event_id: str, now: float) -> tuple[bool, str]:
+        """Take the model's cooldown for this event.
+
+        Returns:
+            Whether it was taken (free, expired, or already this event's: a rerun, or botocore's retry
+            of a write whose answer was lost), and the execution this event already started, if any.
+        """
         until = int(now + self.settings.cooldown_hours * 3600)
         try:
-            self.dynamodb.put_item(
+            response = self.dynamodb.put_item(
                 TableName=self.settings.table_name,
                 Item={
                     "id": {"S": f"cooldown#{model}"},
@@ -119,15 +134,28 @@ class Retrainer:
                     "event": {"S": event_id},
                     "expiration": {"N": str(until)},  # the table's TTL attribute cleans it up
                 },
-                ConditionExpression="attribute_not_exists(id) OR #until < :now",
-                ExpressionAttributeNames={"#until": "until"},
-                ExpressionAttributeValues={":now": {"N": str(int(now))}},
+                ConditionExpression="attribute_not_exists(id) OR #until < :now OR #event = :event",
+                ExpressionAttributeNames={"#until": "until", "#event": "event"},
+                ExpressionAttributeValues={":now": {"N": str(int(now))}, ":event": {"S": event_id}},
+                ReturnValues="ALL_OLD",
             )
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
+                return False, ""
             raise
-        return True
+        old = response.get("Attributes", {})
+        started = old.get("execution", {}).get("S", "") if old.get("execution_event", {}).get("S") == event_id else ""
+        return True, started
+
+    def _record_execution(self, model: str, event_id: str, arn: str) -> None:
+        """Note on the cooldown item which execution this event started, for a rerun of the event to find."""
+        self.dynamodb.update_item(
+            TableName=self.settings.table_name,
+            Key={"id": {"S": f"cooldown#{model}"}},
+            UpdateExpression="SET #execution = :arn, #execution_event = :event",
+            ExpressionAttributeNames={"#execution": "execution", "#execution_event": "execution_event"},
+            ExpressionAttributeValues={":arn": {"S": arn}, ":event": {"S": event_id}},
+        )
 
     def _release_cooldown(self, model: str, event_id: str) -> None:
         try:

@@ -562,6 +562,8 @@ def read_capture(path: Path, reference: Reference, *, keep_predictions: bool = F
                 outputs = _general_rows(record, f"{file}: line {number}", names, gathered, extra_names)
             if keep_predictions:
                 metadata = record.get("eventMetadata") or {}
+                if not isinstance(metadata, dict):
+                    raise MonitorInputError(f"{file}: line {number}: eventMetadata must be an object")
                 key = metadata.get("inferenceId") or metadata.get("eventId")
                 if not isinstance(key, str) or not key:
                     raise MonitorInputError(f"{file}: line {number}: eventMetadata has neither inferenceId nor eventId")

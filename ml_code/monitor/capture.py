@@ -24,15 +24,19 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
+import os
+import random
 import re
 import threading
 import uuid
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 DEFAULT_CSV_CONTENT_TYPES = ("text/csv",)
 DEFAULT_JSON_CONTENT_TYPES = ("application/json",)
@@ -104,14 +108,17 @@ def decode_payload(side: Any, where: str) -> Payload:
         where: ``file: line N: endpointInput``, for error messages.
 
     Raises:
-        ValueError: a missing field, an unknown encoding, bad base64 or a body that is not UTF-8 text.
+        ValueError: a missing field, a field of the wrong type, an unknown encoding, bad base64 or a
+            body that is not UTF-8 text.
     """
     if not isinstance(side, dict):
         raise ValueError(f"{where} must be an object")
-    data, encoding = side.get("data"), side.get("encoding")
+    data, encoding, content_type = side.get("data"), side.get("encoding"), side.get("observedContentType")
     if not isinstance(data, str):
         raise ValueError(f"{where}.data must be a string")
-    kind = media_type(side.get("observedContentType"))
+    if content_type is not None and not isinstance(content_type, str):
+        raise ValueError(f"{where}.observedContentType must be a string, got {type(content_type).__name__}")
+    kind = media_type(content_type)
     encoding_name = encoding.upper() if isinstance(encoding, str) else encoding
     if encoding_name == "BASE64":
         try:
@@ -130,6 +137,20 @@ def decode_payload(side: Any, where: str) -> Payload:
     raise ValueError(f"{where}.encoding must be CSV, JSON or BASE64, got {encoding!r}")
 
 
+_last_second: tuple[int, str] = (-1, "")
+
+
+def _utc_second(when: datetime) -> str:
+    """``2026-11-23T19:00:00Z``; formatted once per second (a server captures thousands a second)."""
+    global _last_second
+    second = int(when.timestamp())
+    cached = _last_second  # one tuple, read and replaced whole: safe across threads
+    if cached[0] != second:
+        cached = (second, when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+        _last_second = cached
+    return cached[1]
+
+
 def capture_record(
     request: dict[str, str],
     response: dict[str, str],
@@ -142,7 +163,7 @@ def capture_record(
     metadata: dict[str, str] = {"eventId": event_id}
     if inference_id is not None:
         metadata["inferenceId"] = inference_id
-    metadata["inferenceTime"] = inference_time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    metadata["inferenceTime"] = _utc_second(inference_time)
     return {
         "captureData": {"endpointInput": request, "endpointOutput": response},
         "eventMetadata": metadata,
@@ -154,7 +175,10 @@ class CaptureWriter:
     """Appends capture records under ``root/<endpoint>/<variant>/yyyy/mm/dd/hh/``, as SageMaker lays them out.
 
     Each writer has its own file per hour (``mm-ss-mmm-<uuid>.jsonl``, like SageMaker's), so several
-    server processes never write into one file. Every record is one complete line written at once.
+    server processes never write into one file. The file stays open between records (a server writes
+    thousands a second); every record is one complete line handed to the kernel in one ``write`` with
+    no buffer in the process, so a record written survives the process being killed. :meth:`close`
+    (or leaving a ``with`` block) closes the file; a writer dropped unclosed closes it when collected.
     """
 
     def __init__(
@@ -185,18 +209,37 @@ class CaptureWriter:
         self._csv = tuple(csv_content_types)
         self._json = tuple(json_content_types)
         self._clock = clock
+        # Event ids: random UUIDs from a generator seeded once from os.urandom, not a system call each.
+        self._ids = random.Random()
         self._lock = threading.Lock()
         self._hour: tuple[int, int, int, int] | None = None
         self._file: Path | None = None
+        self._fd: int | None = None
+        self._close_fd: weakref.finalize | None = None  # closes the file if the writer is dropped unclosed
+        self._closed = False
 
-    def _path_for(self, when: datetime) -> Path:
+    @property
+    def path(self) -> Path | None:
+        """The file the last record went to (None before the first)."""
+        return self._file
+
+    def _fd_for(self, when: datetime) -> tuple[int, Path]:
         hour = (when.year, when.month, when.day, when.hour)
-        if hour != self._hour or self._file is None:
+        if hour != self._hour or self._fd is None or self._file is None:
             folder = self.root / self.endpoint / self.variant / f"{when:%Y/%m/%d/%H}"
             folder.mkdir(parents=True, exist_ok=True)
-            self._file = folder / f"{when:%M-%S}-{when.microsecond // 1000:03d}-{uuid.uuid4()}.jsonl"
-            self._hour = hour
-        return self._file
+            path = folder / f"{when:%M-%S}-{when.microsecond // 1000:03d}-{uuid.uuid4()}.jsonl"
+            # Captured payloads can be personal data: readable by the server's user only.
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            self._release()
+            self._fd, self._file, self._hour = fd, path, hour
+            self._close_fd = weakref.finalize(self, os.close, fd)
+        return self._fd, self._file
+
+    def _release(self) -> None:
+        if self._close_fd is not None:
+            self._close_fd()  # closes the fd, once
+        self._fd, self._close_fd = None, None
 
     def write(
         self,
@@ -216,6 +259,10 @@ class CaptureWriter:
             inference_id: the caller's id for this inference (SageMaker's ``InferenceId``), used to
                 join ground truth later.
             event_id: the record's own id; a new UUID by default.
+
+        Raises:
+            ValueError: the writer is closed.
+            OSError: the file cannot be created or written (the record is not captured).
         """
         when = self._clock().astimezone(UTC)
         record = capture_record(
@@ -229,13 +276,28 @@ class CaptureWriter:
                 csv_content_types=self._csv,
                 json_content_types=self._json,
             ),
-            event_id=event_id or str(uuid.uuid4()),
+            event_id=event_id or str(uuid.UUID(int=self._ids.getrandbits(128), version=4)),
             inference_time=when,
             inference_id=inference_id,
         )
-        line = json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n"
+        # orjson: a tenth of json.dumps' time, the same compact UTF-8 line (the server writes one per request).
+        line = memoryview(orjson.dumps(record) + b"\n")
         with self._lock:
-            path = self._path_for(when)
-            with path.open("a", encoding="utf-8") as handle:
-                handle.write(line)
+            if self._closed:
+                raise ValueError("the capture writer is closed")
+            fd, path = self._fd_for(when)
+            while line:  # one write() for a regular file; the loop only guards against a short write
+                line = line[os.write(fd, line) :]
         return path
+
+    def close(self) -> None:
+        """Close the current file; later writes raise. Safe to call twice."""
+        with self._lock:
+            self._closed = True
+            self._release()
+
+    def __enter__(self) -> CaptureWriter:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()

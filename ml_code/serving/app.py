@@ -11,6 +11,11 @@ prediction thread (the compiled trees release the GIL). Each worker holds at mos
 ``MLOPS_SERVER_MAX_PENDING`` large requests (running or queued); beyond that it answers 503 with
 Retry-After at once, which SageMaker's clients retry. A large request whose client hangs up
 is stopped at its next chunk of rows, so an abandoned 6 MB request does not hold the worker.
+
+With data capture on (``ml_code.serving.capture``; off unless asked, since in AWS the endpoint
+captures), each 200 answer is recorded right after it is sent, on the loop: one record per answer,
+into this worker's own file, closed when the app shuts down (after uvicorn has finished the
+requests in flight on SIGTERM).
 """
 
 from __future__ import annotations
@@ -19,7 +24,9 @@ import asyncio
 import json
 import logging
 import os
+import sys
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
@@ -27,6 +34,13 @@ from pathlib import Path
 from typing import Any
 
 from ml_code.environment import MAX_PAYLOAD_BYTES, SM_MODEL_DIR
+from ml_code.serving.capture import (
+    INFERENCE_ID_HEADER,
+    CaptureSettings,
+    InvalidInferenceId,
+    RequestCapture,
+    inference_id,
+)
 from ml_code.serving.compiled import Cancelled
 from ml_code.serving.inference import (
     CUSTOM_ATTRIBUTES_HEADER,
@@ -57,8 +71,11 @@ class InferenceApp:
         workers: int = 1,
         max_pending: int = DEFAULT_MAX_PENDING,
         load: Callable[[Path], LoadedModel] = model_fn,
+        capture: CaptureSettings | None = None,
     ) -> None:
         self.model_dir = model_dir
+        self.capture_settings = capture
+        self.capture: RequestCapture | None = None  # opened at start-up, in the worker process
         self.load = load  # the model_fn hook, as in SageMaker's inference toolkit
         self.workers = workers
         self.model: LoadedModel | None = None
@@ -95,9 +112,16 @@ class InferenceApp:
 
     async def _invoke(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        capture = self.capture
         try:
             if self.model is None:
                 raise RequestError(503, "model not loaded")
+            caller_id = None
+            if capture is not None:
+                try:
+                    caller_id = inference_id(headers.get(INFERENCE_ID_HEADER))
+                except InvalidInferenceId as exc:
+                    raise RequestError(400, str(exc)) from None
             declared = headers.get("content-length")
             if declared is not None and declared.isdigit() and int(declared) > MAX_PAYLOAD_BYTES:
                 raise RequestError(413, f"body of {declared} bytes exceeds the {MAX_PAYLOAD_BYTES}-byte limit")
@@ -114,12 +138,23 @@ class InferenceApp:
                 if answer is None:
                     return  # the client is gone: nobody to answer
             await _respond(send, 200, answer, accept)
+        except ClientGone:
+            return
         except RequestError as exc:
             extra = [(b"retry-after", b"1")] if exc.status == 503 else []
             await _respond(send, exc.status, json.dumps({"error": exc.message}).encode(), "application/json", extra)
+            if capture is not None:
+                capture.refused += 1
+            return
         except Exception:  # a bug of ours, not the client's: 500, and the worker stays up
             log.exception("prediction failed")
             await _respond(send, 500, b'{"error": "internal error"}', "application/json")
+            if capture is not None:
+                capture.refused += 1
+            return
+        if capture is not None:
+            # After the answer went out: a 200 is what gets a record. content-type is set: else no 200.
+            capture.record(body, headers["content-type"], answer, accept, caller_id)
 
     async def _offload(self, work: Any, receive: Any) -> bytes | None:
         """Run ``work`` on the prediction thread; None when the client disconnected first.
@@ -158,22 +193,47 @@ class InferenceApp:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                started = time.monotonic()
                 try:
                     self.model = self.load(self.model_dir)
                 except Exception as exc:
                     await send({"type": "lifespan.startup.failed", "message": f"cannot load model: {exc}"})
                     return
+                if self.capture_settings is not None:
+                    try:
+                        self.capture = RequestCapture(self.capture_settings)
+                    except (OSError, ValueError) as exc:
+                        await send({"type": "lifespan.startup.failed", "message": f"cannot capture: {exc}"})
+                        return
+                # One line per worker: /ping answers once any worker is up, this says when each one is.
+                sys.stderr.write(f"worker {os.getpid()}: ready in {time.monotonic() - started:.1f} s\n")
+                sys.stderr.flush()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                # uvicorn sends this once the requests in flight are answered: their records are written.
+                if self.capture is not None:
+                    self.capture.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
 
+class ClientGone(Exception):
+    """The client hung up before its whole body arrived: nothing to parse, nobody to answer."""
+
+
 async def _read_body(receive: Any) -> bytes:
+    """The whole request body.
+
+    Raises:
+        RequestError: 413 once it exceeds SageMaker's payload limit.
+        ClientGone: the client disconnected first (a cut body must not be predicted or captured).
+    """
     chunks: list[bytes] = []
     size = 0
     while True:
         message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > MAX_PAYLOAD_BYTES:
@@ -235,9 +295,10 @@ async def _respond(
 
 
 def create_app() -> InferenceApp:
-    """Factory for uvicorn: the model directory and worker count come from the environment."""
+    """Factory for uvicorn: the model directory, worker count and data capture come from the environment."""
     return InferenceApp(
         Path(os.environ[SM_MODEL_DIR]),
         int(os.environ.get("MLOPS_SERVER_WORKERS", "1")),
         max(1, int(os.environ.get(MAX_PENDING_ENV, str(DEFAULT_MAX_PENDING)))),
+        capture=CaptureSettings.from_env(),
     )

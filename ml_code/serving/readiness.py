@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -41,15 +42,44 @@ def wait_for_ping(port: int, process: subprocess.Popen, timeout: float = 180.0) 
     raise TimeoutError(f"server on port {port} never answered /ping with 200")
 
 
+WORKER_READY = re.compile(r"^worker \d+: ready in ", re.M)
+
+
+def wait_for_workers(log: Path, workers: int, process: subprocess.Popen, timeout: float = 180.0) -> None:
+    """Return once ``workers`` workers have written their ``worker <pid>: ready`` line to ``log``.
+
+    /ping answers as soon as one worker is up; a benchmark that starts then sends everything to it.
+
+    Raises:
+        RuntimeError: the server exited first.
+        TimeoutError: not every worker was ready within ``timeout`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while len(WORKER_READY.findall(log.read_text(errors="replace"))) < workers:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}: {log.read_text(errors='replace')}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not every one of the {workers} workers became ready: {log}")
+        time.sleep(0.2)
+
+
 @contextlib.contextmanager
 def running_server(
-    model_dir: Path, *, workers: int = 2, env: dict[str, str] | None = None
+    model_dir: Path,
+    *,
+    workers: int = 2,
+    env: dict[str, str] | None = None,
+    args: list[str] | None = None,
+    log: Path | None = None,
 ) -> Iterator[tuple[int, subprocess.Popen]]:
     """``python -m ml_code.serve`` as a separate process on a free port, ready; stopped on exit.
 
-    ``env`` adds environment variables (e.g. ``MLOPS_SERVER_MAX_PENDING``) to the server's.
+    ``env`` adds environment variables (e.g. ``MLOPS_SERVER_MAX_PENDING``) to the server's; ``args``
+    adds options (e.g. ``["--capture-dir", DIR]``). Its stderr is a pipe (``process.stderr``), or with
+    ``log`` that file, and then every worker is ready on entry, not only the first (for benchmarks).
     """
     port = free_port()
+    log_file = log.open("w") if log is not None else None
     process = subprocess.Popen(
         [
             sys.executable,
@@ -61,15 +91,20 @@ def running_server(
             str(port),
             "--host",
             "127.0.0.1",
+            *(args or []),
         ],
         cwd=Path(__file__).resolve().parents[2],
         env={**os.environ, "SAGEMAKER_MODEL_SERVER_WORKERS": str(workers), **(env or {})},
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log_file if log_file is not None else subprocess.PIPE,
         text=True,
     )
+    if log_file is not None:
+        log_file.close()  # the server holds its own copy
     try:
         wait_for_ping(port, process)
+        if log is not None:
+            wait_for_workers(log, workers, process)
         yield port, process
     finally:
         process.terminate()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -676,3 +677,109 @@ def test_a_stage_in_another_region_is_refused_with_the_reason(tmp_path: Path) ->
     folder = _folder(tmp_path, prod={k: prod[k] for k in ("region", "networking")})
     with pytest.raises(ConfigError, match=r"dev.yaml: deploy.stages: prod is in eu-central-1.*within its region"):
         load_promotions(folder)
+
+
+# --- a valid file with its fields damaged: a config, or one error naming the file and the field ---------------
+
+
+def _leaf_paths(node: object, prefix: tuple = ()) -> list[tuple]:
+    """Every key path in the parsed dev.yaml (mappings and list items), parents before children."""
+    paths = [prefix] if prefix else []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            paths += _leaf_paths(value, (*prefix, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            paths += _leaf_paths(value, (*prefix, index))
+    return paths
+
+
+DEV = yaml.safe_load(DEV_BYTES)
+DEV_PATHS = _leaf_paths(DEV)
+_yaml_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3),
+    max_leaves=6,
+)
+
+
+@st.composite
+def damaged_configs(draw: st.DrawFn) -> tuple[dict, list[tuple]]:
+    """dev.yaml with 1-3 fields dropped, retyped, made unicode, huge or cut short; and the paths touched."""
+    import copy
+
+    data = copy.deepcopy(DEV)
+    touched = []
+    for _ in range(draw(st.integers(1, 3))):
+        path = draw(st.sampled_from(DEV_PATHS))
+        holder: object = data
+        for key in path[:-1]:
+            holder = holder[key] if isinstance(holder, (dict, list)) and _has(holder, key) else None
+        if not isinstance(holder, (dict, list)) or not _has(holder, path[-1]):
+            continue
+        key = path[-1]
+        action = draw(st.sampled_from(["drop", "type", "unicode", "huge", "cut", "extra"]))
+        if action == "drop":
+            holder.pop(key)
+        elif action == "type":
+            holder[key] = draw(_yaml_values)
+        elif action == "unicode":
+            holder[key] = draw(st.text(min_size=1, max_size=30))
+        elif action == "huge":
+            holder[key] = draw(st.sampled_from(["x" * 20_000, ["eu-west-1a"] * 2_000, 10**400]))
+        elif action == "cut" and isinstance(holder[key], str):
+            holder[key] = holder[key][: draw(st.integers(0, max(0, len(holder[key]) - 1)))]
+        elif action == "extra" and isinstance(holder, dict):
+            extra = draw(st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=12))
+            holder[extra] = draw(_yaml_values)
+            path = (*path[:-1], extra)
+        else:
+            continue
+        touched.append(path)
+    return data, touched
+
+
+def _has(holder: dict | list, key: object) -> bool:
+    return key in holder if isinstance(holder, dict) else isinstance(key, int) and 0 <= key < len(holder)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(damaged=damaged_configs(), unicode_out=st.booleans())
+def test_any_damaged_field_gives_a_config_or_an_error_naming_the_file_and_the_field(
+    tmp_path: Path, damaged: tuple[dict, list[tuple]], unicode_out: bool
+) -> None:
+    data, touched = damaged
+    path = tmp_path / "dev.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=unicode_out), encoding="utf-8")
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        message = str(exc)
+        assert message.startswith(f"{path}: "), message
+        if message.startswith(f"{path}: invalid configuration"):
+            wheres = [line.strip().split(": ", 1)[0] for line in message.splitlines()[1:]]
+            assert wheres and all(wheres), message
+            # Each problem is named at a field: one the damage touched, or an ancestor or sibling rule of it.
+            roots = {str(p[0]) for p in touched if p}
+            # A rule over several fields names them all: "deploy, model_build: ...".
+            named = {field.strip().split(".")[0] for w in wheres for field in w.split(",")}
+            assert named & roots or "(top level)" in named or not roots, (touched, message)
+    else:
+        assert config.name == "dev"  # the damage was valid (an optional field dropped, a value still allowed)
+
+
+@pytest.mark.parametrize("where", ["tags:\n  bomb: *a8", "studio:\n  users: *a8", "networking: *a8"])
+def test_a_yaml_alias_bomb_is_refused_quickly(tmp_path: Path, where: str) -> None:
+    import time
+
+    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 9)]  # 9**9 leaves, if expanded
+    text = DEV_BYTES.decode()
+    key = where.split(":", 1)[0]
+    body = "\n".join(line for line in text.splitlines() if not line.startswith(f"{key}:"))
+    path = tmp_path / "dev.yaml"
+    path.write_text("\n".join(lines) + "\n" + body + "\n" + where + "\n")
+    started = time.monotonic()
+    with pytest.raises(ConfigError, match=re.escape(str(path))):
+        load_config(path)
+    assert time.monotonic() - started < 2.0

@@ -2,8 +2,9 @@
 
 Events have the shapes EventBridge delivers ("CloudWatch Alarm State Change", "SageMaker
 Processing Job State Change"). moto implements every call the function makes; AWS errors
-(throttling, 5xx) are injected at the botocore level on the real client, so the function's own
-retry configuration is what recovers from them. Notifications are read back from an SQS queue
+(throttling, 5xx) are injected at the botocore level on the real client (tests/integration/faults.py),
+so the client's own retry configuration is what recovers from them; test_model_retrain_faults.py has
+the rest (timeouts, lost answers, vanished resources, reruns). Notifications are read back from an SQS queue
 subscribed to the topic.
 """
 
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from botocore.awsrequest import AWSResponse
+from botocore.config import Config
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from model_retrain import handler
@@ -25,6 +26,7 @@ from model_retrain.events import AlarmStateChange, Settings
 from model_retrain.retrain import Retrainer, RetrainError
 
 from tests.integration.conftest import REGION, aws_client
+from tests.integration.faults import FaultInjector, capped_backoff, server_error, throttling
 
 ENDPOINT = "mlops-dev-endpoint"
 PIPELINE = "mlops-dev-model-build"
@@ -225,54 +227,25 @@ def test_an_alarm_back_to_ok_is_ignored_without_a_notification(world: World) -> 
     assert len(world.executions()) == before and world.notifications() == []
 
 
-def _failing(client: Any, answers: list[tuple[int, str]]) -> list[int]:
-    """Answer the next StartPipelineExecution attempts with these (status, error code) before moto sees them."""
-    attempts: list[int] = []
-    script = list(answers)
-
-    def fail(request: Any, **_: Any) -> AWSResponse | None:
-        attempts.append(1)
-        if not script:
-            return None
-        status, code = script.pop(0)
-        body = json.dumps({"__type": code, "message": f"injected {code}"}).encode()
-        return AWSResponse(request.url, status, {"x-amzn-requestid": "injected"}, _Raw(body))
-
-    client.meta.events.register("before-send.sagemaker.StartPipelineExecution", fail)
-    return attempts
-
-
-class _Raw:
-    def __init__(self, body: bytes) -> None:
-        self.body = body
-
-    def stream(self, **_: Any) -> Iterator[bytes]:
-        yield self.body
-
-
 def test_throttling_and_server_errors_are_retried_by_the_client(world: World) -> None:
-    from botocore.config import Config
-
     sagemaker = _client("sagemaker", world.endpoint, config=Config(retries={"mode": "standard", "max_attempts": 5}))
-    attempts = _failing(
-        sagemaker, [(400, "ThrottlingException"), (500, "InternalFailure"), (503, "ServiceUnavailable")]
-    )
     before = len(world.executions())
-    decision = world.retrainer(sagemaker=sagemaker).on_alarm(_parse(alarm_event(_endpoint(world))))
+    with FaultInjector(sagemaker) as faults, capped_backoff():
+        faults.add("StartPipelineExecution", throttling(), server_error(500), server_error(503))
+        decision = world.retrainer(sagemaker=sagemaker).on_alarm(_parse(alarm_event(_endpoint(world))))
     assert decision.action == "started"
     # A throttle and two server errors, retried; the fourth attempt reaches moto: one execution.
-    assert len(attempts) == 4
+    assert faults.attempts["StartPipelineExecution"] == 4
     assert len(world.executions()) == before + 1
 
 
 def test_a_start_that_keeps_failing_releases_the_cooldown_and_notifies(world: World) -> None:
-    from botocore.config import Config
-
     endpoint = _endpoint(world)
     sagemaker = _client("sagemaker", world.endpoint, config=Config(retries={"mode": "standard", "max_attempts": 2}))
-    _failing(sagemaker, [(500, "InternalFailure")] * 10)
-    with pytest.raises(RetrainError, match="retrain failed to start"):
-        world.retrainer(sagemaker=sagemaker).on_alarm(_parse(alarm_event(endpoint)))
+    with FaultInjector(sagemaker) as faults, capped_backoff():
+        faults.always("StartPipelineExecution", server_error(500))
+        with pytest.raises(RetrainError, match="retrain failed to start"):
+            world.retrainer(sagemaker=sagemaker).on_alarm(_parse(alarm_event(endpoint)))
     (note,) = world.notifications()
     assert note["subject"] == "Retrain FAILED to start" and note["action"] == "start_failed"
     # The cooldown was released: the retry (or the next alarm) starts the retrain.

@@ -200,3 +200,33 @@ def test_throttling_backoff_never_sleeps_past_the_deadline(deadline: float, thro
     else:
         # Stopped only because the next wait would have crossed the deadline.
         assert clock.now + min(2.0 ** len(clock.sleeps), 20.0) > deadline or clock.now >= deadline
+
+
+def _nested(depth: int) -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    request_type=st.sampled_from(["Create", "Update", "Delete"]),
+    key=st.sampled_from([*ENVELOPE_KEYS, "DomainId", "TeardownOnDelete", "HomeEfsRetention"]),
+    value=st.sampled_from(
+        [
+            "x" * 300_000,  # an event as large as Lambda's 256 KB asynchronous payload allows, and more
+            "\u00e9\U0001f600" * 50_000,
+            ["d-abc"] * 20_000,
+            _nested(500),
+            "https://" + "a" * 100_000 + ".example.com/r",
+        ]
+    ),
+)
+def test_oversized_and_deeply_nested_values_get_one_answer_or_a_logged_error(
+    moto_endpoint, request_type: str, key: str, value: Any
+) -> None:
+    event = _valid(request_type)
+    holder = event if key in ENVELOPE_KEYS else event["ResourceProperties"]
+    holder[key] = value
+    _check_one_answer_or_logged_error(event, moto_endpoint)

@@ -89,6 +89,23 @@ def test_one_file_per_writer_and_hour(tmp_path: Path) -> None:
     assert other != paths[0] and other.parent == paths[0].parent
 
 
+def test_the_file_stays_open_between_records_and_closing_ends_the_writer(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    with _writer(tmp_path) as writer:
+        first = writer.write(b"1,red", "text/csv", b"2", "text/csv")
+        # Each record is on disk as soon as write() returns, before any close (nothing is buffered).
+        assert len(first.read_text().splitlines()) == 1
+        second = writer.write(b"1,red", "text/csv", b"2", "text/csv")
+        assert first == second == writer.path
+    assert stat.S_IMODE(os.stat(first).st_mode) == 0o600  # captured payloads: the server's user only
+    with pytest.raises(ValueError, match="the capture writer is closed"):
+        writer.write(b"1,red", "text/csv", b"2", "text/csv")
+    writer.close()  # twice is fine
+    assert len(_records(tmp_path)) == 2
+
+
 @pytest.mark.parametrize(("endpoint", "variant"), [("../etc", "AllTraffic"), ("ep", "a/b"), ("", "v"), ("ep_1", "v")])
 def test_names_sagemaker_would_refuse_are_refused(tmp_path: Path, endpoint: str, variant: str) -> None:
     with pytest.raises(ValueError, match="is not a SageMaker name"):
@@ -272,3 +289,99 @@ def test_a_path_with_no_capture_is_named(tmp_path: Path) -> None:
         monitor(baseline, tmp_path / "empty", tmp_path / "out")
     with pytest.raises(MonitorInputError, match=r"nowhere: no such file or directory"):
         monitor(baseline, tmp_path / "nowhere", tmp_path / "out")
+
+
+# --- whatever a capture file holds: rows, or a MonitorInputError naming the file and line ---------------
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3),
+    max_leaves=8,
+)
+_PATHS = [
+    ("captureData",),
+    ("captureData", "endpointInput"),
+    ("captureData", "endpointOutput"),
+    ("captureData", "endpointInput", "data"),
+    ("captureData", "endpointInput", "encoding"),
+    ("captureData", "endpointInput", "observedContentType"),
+    ("captureData", "endpointOutput", "data"),
+    ("captureData", "endpointOutput", "encoding"),
+    ("captureData", "endpointOutput", "observedContentType"),
+    ("eventMetadata",),
+    ("eventMetadata", "eventId"),
+    ("eventMetadata", "inferenceId"),
+]
+
+
+@st.composite
+def damaged_records(draw: st.DrawFn) -> bytes:
+    """A valid record's line with keys dropped, values of other types, unicode, base64 noise, huge or cut."""
+    record = json.loads(GOOD)
+    for _ in range(draw(st.integers(1, 3))):
+        path = draw(st.sampled_from(_PATHS))
+        holder: object = record
+        for key in path[:-1]:
+            holder = holder.get(key) if isinstance(holder, dict) else None
+        if not isinstance(holder, dict):
+            continue
+        action = draw(st.sampled_from(["drop", "type", "unicode", "base64", "huge"]))
+        if action == "drop":
+            holder.pop(path[-1], None)
+        elif action == "type":
+            holder[path[-1]] = draw(_json_values)
+        elif action == "unicode":
+            holder[path[-1]] = draw(st.text(max_size=30))
+        elif action == "base64":
+            holder["encoding"] = "BASE64"
+            holder[path[-1]] = base64.b64encode(draw(st.binary(max_size=30))).decode()
+        else:
+            holder[path[-1]] = "0.5," * draw(st.integers(1000, 50_000))
+    line = json.dumps(record, ensure_ascii=draw(st.booleans())).encode()
+    if draw(st.booleans()):
+        line = line[: draw(st.integers(0, len(line)))]  # a line cut short (a writer killed mid-write)
+    return line
+
+
+@given(lines=st.lists(damaged_records() | st.binary(max_size=60), min_size=1, max_size=4))
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_any_damaged_capture_is_rows_or_an_error_naming_its_file_and_line(tmp_path_factory, lines) -> None:
+    root = tmp_path_factory.mktemp("damaged")
+    reference = load_reference(_baseline(root / "baseline", rows=100))
+    capture = root / "capture.jsonl"
+    capture.write_bytes(GOOD.encode() + b"\n" + b"\n".join(line.replace(b"\n", b" ") for line in lines) + b"\n")
+    for keep in (False, True):  # the drift check, and the model-quality join (reads eventMetadata too)
+        try:
+            batch = read_capture(capture, reference, keep_predictions=keep)
+        except MonitorInputError as exc:
+            assert re.match(re.escape(str(capture)) + r": line \d+: \S", str(exc)), str(exc)
+        else:
+            assert batch.records >= 1 and batch.rows >= 1
+
+
+_sides = st.one_of(
+    _json_values,
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "observedContentType": _json_values | st.sampled_from(["text/csv", "application/json", "image/png"]),
+            "mode": _json_values,
+            "data": _json_values | st.binary(max_size=30).map(lambda b: base64.b64encode(b).decode()),
+            "encoding": _json_values | st.sampled_from(["CSV", "JSON", "BASE64", "base64", "XML"]),
+        },
+    ),
+)
+
+
+@given(side=_sides)
+@settings(max_examples=300, deadline=None)
+def test_one_side_of_any_record_decodes_or_is_a_value_error_naming_where(side) -> None:
+    from ml_code.monitor.capture import Payload, decode_payload
+
+    try:
+        payload = decode_payload(side, "f.jsonl: line 3: endpointInput")
+    except ValueError as exc:
+        assert str(exc).startswith("f.jsonl: line 3: endpointInput"), str(exc)
+    else:
+        assert isinstance(payload, Payload) and isinstance(payload.text, str)
+        assert payload.format in {"CSV", "JSON", None}

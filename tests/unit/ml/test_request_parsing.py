@@ -290,3 +290,122 @@ def test_a_large_plain_csv_takes_the_pandas_path(monkeypatch) -> None:
     table = parse_csv(b"M,0.5\nF,NA\n" * 20_000, SCHEMA)
     assert calls and table.rows == 40_000
     assert table.to_rows()[1][0] == "F" and math.isnan(table.to_rows()[1][1])
+
+
+# --- headers: whatever Accept, Content-Type and CustomAttributes say, a choice or a 4xx naming it ----------
+
+_header_values = (
+    st.none()
+    | st.text(max_size=60)
+    | st.sampled_from(
+        [
+            "*/*",
+            "text/csv",
+            "application/json",
+            "TEXT/CSV; q=0.9",
+            "text/*",
+            "application/*",
+            "image/png, */*",
+            ",",
+            ";",
+        ]
+    )
+)
+
+
+@given(accept=_header_values, content_type=_header_values)
+@settings(max_examples=400, deadline=None)
+def test_any_accept_is_a_supported_type_or_a_406_naming_it(accept, content_type) -> None:
+    try:
+        chosen = choose_accept(accept, content_type)
+    except RequestError as exc:
+        assert exc.status == 406 and f"unsupported Accept {accept!r}" in exc.message
+    else:
+        assert chosen in ("text/csv", "application/json")
+
+
+@pytest.fixture(scope="module")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A regressor and a classifier on SCHEMA, fitted on a few rows (input_fn reads the schema and kind)."""
+    import numpy as np
+    import pandas as pd
+
+    from ml_code.artifact import ModelArtifact
+    from ml_code.candidates import build_candidate
+    from ml_code.serving.inference import model_fn
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"sex": rng.choice(["F", "I", "M"], 60), "length": rng.normal(0.5, 0.1, 60)})
+    models = {}
+    for problem, target in (("regression", rng.normal(9, 2, 60)), ("binary", rng.integers(0, 2, 60))):
+        classes = ("no", "yes") if problem == "binary" else ()
+        schema = DataSchema("rings", ProblemType(problem), SCHEMA.features, classes)
+        pipeline = build_candidate(schema, "linear", {"penalty": 0.01}, seed=0, n_jobs=1).fit(frame, target)
+        folder = tmp_path_factory.mktemp(problem)
+        ModelArtifact(pipeline, schema, {}).save(folder)
+        models[problem] = model_fn(folder)
+    return models
+
+
+@given(
+    body=st.binary(max_size=80) | st.sampled_from([b"M,0.5\n", b'{"instances": [["M", 0.5]], "probabilities": "yes"}']),
+    content_type=_header_values,
+    attributes=_header_values,
+    problem=st.sampled_from(["regression", "binary"]),
+)
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_any_request_headers_parse_to_rows_or_a_400_or_415_naming_the_header(
+    tiny_models, body, content_type, attributes, problem
+) -> None:
+    from ml_code.serving.inference import input_fn
+
+    try:
+        request = input_fn(body, content_type, tiny_models[problem], attributes)
+    except RequestError as exc:
+        assert exc.status in (400, 415), exc.status
+        if exc.status == 415:
+            assert f"unsupported Content-Type {content_type!r}" in exc.message
+        elif "probabilities" in exc.message:
+            # which option was wrong, and where it came from
+            assert (
+                "x-amzn-sagemaker-custom-attributes" in exc.message
+                or "JSON body" in exc.message
+                or ("only for classifiers" in exc.message and problem == "regression")
+            )
+    else:
+        assert request.table.rows >= 1
+        assert not request.probabilities or problem == "binary"
+
+
+_numbers_text = st.floats(allow_nan=False, allow_infinity=False, width=32).map(repr)
+
+
+@given(
+    rows=st.lists(st.tuples(st.sampled_from(["F", "I", "M"]), _numbers_text), min_size=1, max_size=500),
+    where=st.integers(0, 10**6),
+    bad=st.sampled_from(["abc", "1e999", "inf", "--1", "0x1p3", "1,5", "1 2", "\u00e9", '"']),
+    large_path=st.booleans(),
+)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_a_bad_cell_anywhere_in_a_body_names_its_row_and_column_on_both_csv_paths(
+    monkeypatch, rows, where, bad, large_path
+) -> None:
+    import csv
+    import io
+
+    import ml_code.serving.inference as inference
+
+    monkeypatch.setattr(inference, "PANDAS_MIN_CHARS", 0 if large_path else 10**9)  # both CSV paths
+    row = where % len(rows)
+    cells = [list(r) for r in rows]
+    cells[row][1] = bad
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(cells)
+    with pytest.raises(RequestError) as from_csv:
+        parse_csv(buffer.getvalue().encode(), SCHEMA)
+    document = {"instances": [[s, float(x)] if i != row else [s, bad] for i, (s, x) in enumerate(rows)]}
+    with pytest.raises(RequestError) as from_json:
+        parse_json(json.dumps(document).encode(), SCHEMA)
+    assert from_csv.value.status == from_json.value.status == 400
+    for error in (from_csv.value, from_json.value):
+        assert f"row {row + 1}, column 'length'" in error.message
