@@ -651,6 +651,10 @@ def _folder(tmp_path: Path, **changes: dict) -> Path:
         ({"dev": {"deploy": {"stages": ["dev", "uat"]}}}, "no environment 'uat' (environments: dev, staging, prod)"),
         ({"staging": {"endpoint": None, "monitoring": None}}, "staging has no endpoint section to deploy to"),
         (
+            {"dev": {"deploy": {"stages": ["dev", "prod"]}}},
+            "monitoring: no registry deploys to staging, so nothing would be monitored",
+        ),
+        (
             {"prod": {"deploy": {"stages": ["prod"]}}},
             "prod is already deployed to by dev; an endpoint has one registry",
         ),
