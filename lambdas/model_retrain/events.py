@@ -1,14 +1,22 @@
 """The events the retrain function receives, and its settings, as pydantic models.
 
 EventBridge delivers:
-- "CloudWatch Alarm State Change" (source ``aws.cloudwatch``): a drift or model-quality alarm of an
-  endpoint changed state. ALARM starts a retrain; any other state is ignored.
+- "CloudWatch Alarm State Change" (source ``aws.cloudwatch``): a drift, data-quality or model-quality
+  alarm of an endpoint changed state. ALARM starts a retrain (or only notifies, as the alarm's
+  monitoring context says); any other state is ignored.
 - "SageMaker Processing Job State Change" (source ``aws.sagemaker``): a monitoring run ended.
   A failed run is notified, never retrained on (no verdict came out of it).
+
+The alarms are created by ``stacks/monitoring`` with a JSON document as their description, the
+monitoring context (:class:`AlarmContext`): which endpoint, check and model version they judge,
+where that check's reports are, and whether they retrain or only notify. The alarm's state change
+carries it (``detail.configuration.description``), also when it was forwarded from the endpoint's
+account, where this function could not look the endpoint up.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Literal
 
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
@@ -41,8 +49,30 @@ class AlarmMetric(_Lenient):
     metric_stat: MetricStat | None = Field(default=None, alias="metricStat")
 
 
+class AlarmContext(_Lenient):
+    """What the alarm judges, from its description (written by ``stacks/monitoring``)."""
+
+    endpoint: str = Field(min_length=1, max_length=63)
+    check: Literal["data-quality", "model-quality"]
+    model_package: str = ""
+    reports: str = Field(default="", pattern=r"^(s3://[^/]+/.*)?$")
+    action: Literal["retrain", "notify"] = "retrain"
+
+
 class AlarmConfiguration(_Lenient):
+    description: str = ""
     metrics: list[AlarmMetric] = []
+
+    def context(self) -> AlarmContext | None:
+        """The monitoring context in the description, or None when it holds none (or not a valid one)."""
+        try:
+            document = json.loads(self.description)
+        except ValueError:
+            return None
+        try:
+            return AlarmContext.model_validate(document)
+        except ValueError:
+            return None
 
 
 class AlarmDetail(_Lenient):
@@ -70,6 +100,7 @@ class AlarmStateChange(EventBridgeModel):
 class ProcessingJobDetail(_Lenient):
     processing_job_name: str = Field(alias="ProcessingJobName", min_length=1, max_length=63)
     processing_job_status: str = Field(alias="ProcessingJobStatus")
+    monitoring_schedule_arn: str = Field(default="", alias="MonitoringScheduleArn")
     failure_reason: str = Field(default="", alias="FailureReason")
     exit_message: str = Field(default="", alias="ExitMessage")
 
@@ -87,6 +118,5 @@ class Settings(_Lenient):
     topic_arn: str = Field(alias="TOPIC_ARN", pattern=r"^arn:aws[a-z-]*:sns:")
     table_name: str = Field(alias="TABLE_NAME", min_length=3, max_length=255)
     cooldown_hours: float = Field(default=24.0, alias="COOLDOWN_HOURS", gt=0, le=24 * 90)
-    monitoring_bucket: str = Field(default="", alias="MONITORING_BUCKET")
     # Optional: train on this data instead of the pipeline's default InputDataUri.
     input_data_uri: str = Field(default="", alias="INPUT_DATA_URI", pattern=r"^(s3://[^/]+/.+)?$")
