@@ -175,3 +175,17 @@ class LambdaContextStandIn:
 @pytest.fixture
 def lambda_context() -> LambdaContextStandIn:
     return LambdaContextStandIn()
+
+
+def set_environment(monkeypatch: pytest.MonkeyPatch, moto_endpoint: str, values: dict[str, str]) -> None:
+    """A function's environment as Lambda gives it, its AWS calls pointed at the moto server."""
+    for name, value in {
+        **values,
+        "AWS_ENDPOINT_URL": moto_endpoint,
+        "AWS_DEFAULT_REGION": "eu-west-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_METRICS_NAMESPACE": "AWS-MLOps",
+    }.items():
+        monkeypatch.setenv(name, value)

@@ -24,6 +24,7 @@ from model_retrain.events import AlarmStateChange, Settings
 from model_retrain.retrain import Retrainer, RetrainError
 
 from tests.integration.conftest import REGION, aws_client
+from tests.integration.lambdas.conftest import LambdaContextStandIn, set_environment
 
 ENDPOINT = "mlops-dev-endpoint"
 PIPELINE = "mlops-dev-model-build"
@@ -355,31 +356,14 @@ def test_a_failed_monitoring_run_notifies_and_never_retrains(world: World) -> No
 # --- the Lambda handler: parsing, idempotency on redelivery -----------------------------------------
 
 
-@dataclass
-class FakeContext:
-    function_name: str = "mlops-dev-model-retrain"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:mlops-dev-model-retrain"
-    aws_request_id: str = "request-1"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 60_000
-
-
 @pytest.fixture
 def lambda_env(world: World, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
-    for name, value in {
-        "PIPELINE_NAME": world.settings.pipeline_name,
-        "TOPIC_ARN": world.settings.topic_arn,
-        "TABLE_NAME": world.settings.table_name,
-        "AWS_ENDPOINT_URL": world.endpoint,
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "POWERTOOLS_TRACE_DISABLED": "true",
-        "POWERTOOLS_METRICS_NAMESPACE": "AWS-MLOps",
-    }.items():
-        monkeypatch.setenv(name, value)
+    settings = world.settings
+    set_environment(
+        monkeypatch,
+        world.endpoint,
+        {"PIPELINE_NAME": settings.pipeline_name, "TOPIC_ARN": settings.topic_arn, "TABLE_NAME": settings.table_name},
+    )
     for cached in (handler.settings, handler.retrainer, handler.idempotency):
         cached.cache_clear()
     yield world
@@ -391,8 +375,10 @@ def test_a_redelivered_event_is_answered_without_acting_twice(lambda_env: World)
     world = lambda_env
     event = alarm_event(_endpoint(world), description=context(world))
     before = len(world.executions())
-    first = handler.lambda_handler(event, FakeContext())
-    again = handler.lambda_handler(event, FakeContext(aws_request_id="request-2"))
+    first = handler.lambda_handler(event, LambdaContextStandIn(function_name="mlops-dev-model-retrain"))
+    again = handler.lambda_handler(
+        event, LambdaContextStandIn(function_name="mlops-dev-model-retrain", aws_request_id="request-2")
+    )
     assert first == again and first["action"] == "started"
     assert len(world.executions()) == before + 1
     assert [n["action"] for n in world.notifications()] == ["started"]
