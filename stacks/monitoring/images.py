@@ -51,4 +51,4 @@ def model_monitor_image(region: str) -> str:
             f"(regions: {', '.join(sorted(REGISTRIES))}); use engine platform there"
         )
     suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
-    return f"{REGISTRIES[region]}.dkr.ecr.{region}.{suffix}/{REPOSITORY}:latest"
+    return f"{REGISTRIES[region]}.dkr.ecr.{region}.{suffix}/{REPOSITORY}"

@@ -15,6 +15,7 @@ import socket
 import ssl
 import sys
 import threading
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -189,3 +190,25 @@ def set_environment(monkeypatch: pytest.MonkeyPatch, moto_endpoint: str, values:
         "POWERTOOLS_METRICS_NAMESPACE": "AWS-MLOps",
     }.items():
         monkeypatch.setenv(name, value)
+
+
+def processing_job_state_change(detail: dict, status: str = "Completed", account: str = "123456789012") -> dict:
+    """EventBridge's "SageMaker Processing Job State Change" for a job's description (DescribeProcessingJob's
+    fields; SageMaker gives times as epoch milliseconds)."""
+    body = {
+        k: (int(v.timestamp() * 1000) if isinstance(v, datetime.datetime) else v)
+        for k, v in detail.items()
+        if k != "ResponseMetadata"
+    }
+    body["ProcessingJobStatus"] = status
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "SageMaker Processing Job State Change",
+        "source": "aws.sagemaker",
+        "account": account,
+        "time": "2026-11-23T10:25:00Z",
+        "region": "eu-west-1",
+        "resources": [detail.get("ProcessingJobArn", "")],
+        "detail": body,
+    }

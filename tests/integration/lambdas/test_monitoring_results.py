@@ -22,6 +22,7 @@ from monitoring_results.results import Results
 
 from tests.integration.conftest import REGION, aws_client
 from tests.integration.lambdas.conftest import LambdaContextStandIn, set_environment
+from tests.integration.lambdas.conftest import processing_job_state_change as state_change
 
 ACCOUNT = "123456789012"
 PREFIX = "mlops-staging"
@@ -139,27 +140,6 @@ def world(moto_endpoint: str) -> Iterator[World]:
         aws_client("cloudwatch", moto_endpoint),
         endpoint,
     )
-
-
-def state_change(detail: dict, status: str = "Completed") -> dict:
-    """EventBridge's event for a job's description (SageMaker gives times as epoch milliseconds)."""
-    body = {
-        k: (int(v.timestamp() * 1000) if isinstance(v, datetime) else v)
-        for k, v in detail.items()
-        if k != "ResponseMetadata"
-    }
-    body["ProcessingJobStatus"] = status
-    return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": "SageMaker Processing Job State Change",
-        "source": "aws.sagemaker",
-        "account": ACCOUNT,
-        "time": "2026-11-23T10:25:00Z",
-        "region": REGION,
-        "resources": [detail.get("ProcessingJobArn", "")],
-        "detail": body,
-    }
 
 
 def _parse(event: dict) -> ProcessingJobStateChange:
