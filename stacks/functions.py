@@ -132,7 +132,12 @@ class OwnRoleFunction(Construct):
     ) -> None:
         super().__init__(scope, id_)
         self.role = iam.Role(
-            self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"), description=description
+            self,
+            "Role",
+            # Named like the function: cross-account grants admit this environment's roles by name prefix.
+            role_name=function_name,
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=description,
         )
         built = PythonFunction(
             self,

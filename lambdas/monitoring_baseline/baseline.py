@@ -11,13 +11,17 @@ served version's registered files, which live in the *source* environment's arti
 3. copies ``statistics.json``, ``constraints.json`` and ``evaluation.json`` into this
    environment's monitoring bucket, under ``<prefix>/v<version>-<digest>/``, encrypted with its
    data key: the jobs run in the private subnets, whose S3 endpoint serves this environment's
-   buckets only, and each run then reads the baseline of the version it judges;
+   buckets only;
 4. writes ``model_quality_constraints.json`` there: Model Monitor's model-quality constraints,
    from the registered evaluation and the allowed degradation, with the thresholds
    ``ml_code.monitor`` applies (an error metric above ``registered * (1 + x)``, a score below
-   ``registered * (1 - x)``).
+   ``registered * (1 - x)``);
+5. makes that folder the current one: the same files under ``<prefix>/current/`` (which Model
+   Monitor's job definitions name, so a deploy changes no job definition), then
+   ``current/version.json`` last (the version, its image tag and its folder, which the platform
+   engine's launcher reads at each run and passes on, so each run is pinned to one version).
 
-Nothing is deleted on Delete: each folder is the record of what a deployed version was
+Nothing is deleted on Delete: each versioned folder is the record of what a deployed version was
 judged against; the bucket's lifecycle and retention apply.
 """
 
@@ -51,6 +55,8 @@ CONSTRAINTS_KEY = {
 }
 FILES = {"statistics": "statistics.json", "constraints": "constraints.json", "evaluation": "evaluation.json"}
 QUALITY_CONSTRAINTS = "model_quality_constraints.json"
+CURRENT = "current"
+VERSION_FILE = "version.json"
 
 
 class BaselineError(ValueError):
@@ -63,12 +69,14 @@ class Baseline:
 
     uri: str
     image_tag: str
-    suffix: str  # v<version>-<digest>: names what is replaced with each deploy (Model Monitor's job definitions)
+    suffix: str  # v<version>-<digest>: this deploy's folder
+    current_uri: str  # the folder the monitors read: this deploy's files, and version.json
 
     def data(self) -> dict[str, str]:
         return {
             "BaselineUri": self.uri,
             "Suffix": self.suffix,
+            "CurrentUri": self.current_uri,
             "StatisticsUri": f"{self.uri}{FILES['statistics']}",
             "ConstraintsUri": f"{self.uri}{FILES['constraints']}",
             "EvaluationUri": f"{self.uri}{FILES['evaluation']}",
@@ -170,11 +178,28 @@ class Materializer:
             raise BaselineError(f"{props.evaluation_uri}: not valid JSON: {exc}") from None
         if not isinstance(evaluation, dict):
             raise BaselineError(f"{props.evaluation_uri}: expected a JSON object")
-        quality = quality_constraints(evaluation, props.problem_type, props.max_quality_degradation)
-        for kind, body in bodies.items():
-            self._put(props, f"{destination}{FILES[kind]}", body)
-        self._put(props, f"{destination}{QUALITY_CONSTRAINTS}", json.dumps(quality, indent=2).encode())
-        return Baseline(uri=f"s3://{props.bucket}/{destination}", image_tag=tag, suffix=suffix(props))
+        quality = json.dumps(
+            quality_constraints(evaluation, props.problem_type, props.max_quality_degradation), indent=2
+        ).encode()
+        files = {FILES[kind]: body for kind, body in bodies.items()} | {QUALITY_CONSTRAINTS: quality}
+        current = f"{props.prefix.strip('/')}/{CURRENT}/"
+        for folder_key in (destination, current):
+            for name, body in files.items():
+                self._put(props, f"{folder_key}{name}", body)
+        baseline = Baseline(
+            uri=f"s3://{props.bucket}/{destination}",
+            image_tag=tag,
+            suffix=suffix(props),
+            current_uri=f"s3://{props.bucket}/{current}",
+        )
+        version = {
+            "model_package_arn": props.model_package_arn,
+            "image_tag": tag,
+            "baseline_uri": baseline.uri,
+        }
+        # Last: the launcher follows this file, so a run never sees half of a deploy.
+        self._put(props, f"{current}{VERSION_FILE}", json.dumps(version, indent=2, sort_keys=True).encode())
+        return baseline
 
     def _put(self, props: BaselineProperties, key: str, body: bytes) -> None:
         self.s3.put_object(

@@ -66,9 +66,6 @@ class BaselineProperties(BaseModel):
     kms_key_arn: str = Field(alias="KmsKeyArn", pattern=r"^arn:aws[a-z-]*:kms:")
     problem_type: Literal["regression", "binary", "multiclass"] = Field(alias="ProblemType")
     max_quality_degradation: float = Field(alias="MaxQualityDegradation", gt=0, lt=1)
-    # A digest of the monitoring jobs' settings at synth: a change to them is a new baseline folder and
-    # new job definition names, as a new version is (job definitions are replaced, never updated).
-    job_settings: str = Field(default="", alias="JobSettings", max_length=64)
 
 
 def parse_event(event: dict[str, Any]) -> Event:

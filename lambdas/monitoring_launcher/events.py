@@ -24,6 +24,16 @@ Check = Literal["data-quality", "model-quality"]
 ProblemType = Literal["regression", "binary", "multiclass"]
 
 
+class DeployedVersion(BaseModel):
+    """``current/version.json``, written by the deploy (lambdas/monitoring_baseline): what is served now."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model_package_arn: str = Field(pattern=r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-package/[^/]+/\d+$")
+    image_tag: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+    baseline_uri: str = Field(pattern=r"^s3://[^/]+/.+/$")
+
+
 class ScheduledRun(BaseModel):
     """One invocation by a schedule."""
 
@@ -54,8 +64,10 @@ class Settings(BaseModel):
     capture_prefix: str = Field(alias="CAPTURE_PREFIX", min_length=1)
     ground_truth_prefix: str = Field(alias="GROUND_TRUTH_PREFIX", min_length=1)
     report_prefix: str = Field(alias="REPORT_PREFIX", min_length=1)
-    baseline_uri: str = Field(alias="BASELINE_URI", pattern=r"^s3://[^/]+/.+/$")
-    image_uri: str = Field(alias="IMAGE_URI", pattern=r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.[a-z.]+/.+:.+$")
+    # The deployed version's baseline folder that the deploy keeps current (with its version.json).
+    current_baseline_uri: str = Field(alias="CURRENT_BASELINE_URI", pattern=r"^s3://[^/]+/.+/$")
+    # The source environment's training image repository (the tag is the deployed version's).
+    image_repository: str = Field(alias="IMAGE_REPOSITORY", pattern=r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.[a-z.]+/[^:]+$")
     role_arn: str = Field(alias="JOB_ROLE_ARN", pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$")
     kms_key_arn: str = Field(alias="KMS_KEY_ARN", pattern=r"^arn:aws[a-z-]*:kms:")
     subnet_ids: list[str] = Field(alias="SUBNET_IDS", min_length=1)

@@ -10,11 +10,14 @@ previous day for a daily schedule):
   (``<ground truth prefix>/yyyy/mm/dd/``): labels are filed by the hour they were collected, not by
   the inference's, and a label that matches no captured record is simply not joined.
 
-The job runs ``python -m ml_code.monitor`` in the training image, in the private subnets with
-network isolation and the data key, and writes Model Monitor's files under
+The job runs ``python -m ml_code.monitor`` in the training image of the served version (its tag and
+its baseline folder are read from ``current/version.json``, which each deploy writes, so a run is
+pinned to the version it judges), in the private subnets with network isolation and the data key,
+and writes Model Monitor's files under
 ``s3://<bucket>/<reports>/<schedule>/yyyy/mm/dd/hh/`` (the run's hour, as Model Monitor files them).
 Its name is derived from the run's hour, so a redelivered invocation starts nothing new.
-A window without captured data (or, for model quality, without any ground truth yet) starts no job.
+A window without captured data (or, for model quality, without any ground truth yet), or an
+endpoint with no version deployed yet, starts no job.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from typing import Any, Literal
 
 from botocore.exceptions import ClientError
 
-from monitoring_launcher.events import Check, ScheduledRun, Settings
+from monitoring_launcher.events import Check, DeployedVersion, ScheduledRun, Settings
 
 Action = Literal["started", "already_started", "skipped"]
 BASELINE_DIR = "/opt/ml/processing/baseline"
@@ -36,6 +39,7 @@ OUTPUT_DIR = "/opt/ml/processing/output"
 # report is that folder alone, laid out as Model Monitor's (statistics.json, constraint_violations.json).
 MODEL_QUALITY_SUBDIR = "model_quality"
 MAX_INPUTS = 10  # SageMaker's limit of ProcessingInputs per job
+VERSION_FILE = "version.json"
 
 
 @dataclass(frozen=True)
@@ -127,12 +131,15 @@ class Launcher:
         """
         settings, hour = self.settings, run_hour(run.scheduled_time)
         name = job_name(settings, run.check, hour)
+        version = self._deployed()
+        if version is None:
+            return Launch("skipped", run.check, name, f"no version deployed yet ({settings.current_baseline_uri})")
         captured, labelled = windows(run, settings)
         capture = capture_prefix(settings, captured)
         if not self._has_objects(capture):
             return Launch("skipped", run.check, name, f"no captured data under s3://{settings.bucket}/{capture}")
         inputs = [
-            _input("baseline", settings.baseline_uri, BASELINE_DIR),
+            _input("baseline", version.baseline_uri, BASELINE_DIR),
             _input("capture", f"s3://{settings.bucket}/{capture}", CAPTURE_DIR),
         ]
         arguments = ["--baseline", BASELINE_DIR, "--data", CAPTURE_DIR, "--output", OUTPUT_DIR]
@@ -174,7 +181,7 @@ class Launcher:
             "ProcessingJobName": name,
             "RoleArn": settings.role_arn,
             "AppSpecification": {
-                "ImageUri": settings.image_uri,
+                "ImageUri": f"{settings.image_repository}:{version.image_tag}",
                 "ContainerEntrypoint": ["python3", "-m", "ml_code.monitor", *arguments],
             },
             "ProcessingInputs": inputs,
@@ -208,6 +215,7 @@ class Launcher:
                 "MONITORING_CHECK": run.check,
                 "MONITORING_WINDOW_START": captured.start.isoformat(),
                 "MONITORING_WINDOW_END": captured.end.isoformat(),
+                "MONITORING_MODEL_PACKAGE": version.model_package_arn,
             },
         }
         sources = [i["S3Input"]["S3Uri"] for i in inputs]
@@ -225,6 +233,21 @@ class Launcher:
             sources,
             destination,
         )
+
+    def _deployed(self) -> DeployedVersion | None:
+        """The version the deploy made current, or None before the first deploy.
+
+        Raises:
+            ValueError: the file is not a deployed version's (names what is wrong).
+        """
+        bucket, _, prefix = self.settings.current_baseline_uri.removeprefix("s3://").partition("/")
+        try:
+            body = self.s3.get_object(Bucket=bucket, Key=f"{prefix}{VERSION_FILE}")["Body"].read()
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None
+            raise
+        return DeployedVersion.model_validate_json(body)
 
     def _has_objects(self, prefix: str) -> bool:
         listed = self.s3.list_objects_v2(Bucket=self.settings.bucket, Prefix=prefix, MaxKeys=1)

@@ -508,17 +508,6 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
     # --- Monitoring (Endpoint stack) and retraining (Retrain stack) ----------------------------
     Acknowledgment(
         stack="Endpoint",
-        paths=tuple(f"Monitoring/Alarms/{kind}/Resource" for kind in ("Drift", "DataQuality", "ModelQuality")),
-        findings=(f"{NIST}-CloudWatchAlarmAction", f"{HIPAA}-CloudWatchAlarmAction"),
-        reason=(
-            "The monitoring alarms act through EventBridge, not through alarm actions: every state change is an "
-            "'CloudWatch Alarm State Change' event, which a rule in the source environment (forwarded to its bus "
-            "when that is another account) sends to the retrain function, which notifies an SNS topic of every "
-            "decision. An SNS action here would notify without the retrain function's cooldown and lineage."
-        ),
-    ),
-    Acknowledgment(
-        stack="Endpoint",
         paths=(
             "Monitoring/Baseline/Function/Python/Function/Resource",
             "Monitoring/Platform/Launcher/Python/Function/Resource",

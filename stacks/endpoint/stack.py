@@ -100,4 +100,5 @@ class EndpointStack(PlatformStack):
                 security_group=self.security_group,
                 endpoint=self.hosting.endpoint,
                 deploy_policy=self.access.cloudformation_policy,
+                alarm_topic=self.hosting.alarm_topic.topic,
             )

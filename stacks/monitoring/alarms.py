@@ -11,9 +11,11 @@ one schedule period, missing data not breaching: no run, no verdict):
 - ``<prefix>-monitoring-model-quality``: ``model_quality_violations`` >= 1 (retrains), where model
   quality is checked.
 
-The alarms have no actions of their own: their state changes go to EventBridge, where the
-source environment's retrain function receives them. Each alarm's description is a JSON document,
-the monitoring context the retrain function records (``lambdas/model_retrain/events.py``).
+Their state changes go to EventBridge, where the source environment's retrain function receives
+them (it decides, within its cooldown, and notifies its own topic); the alarms also notify the
+endpoint's alarm topic (``endpoint.alarm_emails``), where the people who watch this endpoint hear of
+them. Each alarm's description is a JSON document, the monitoring context the retrain function
+records (``lambdas/model_retrain/events.py``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from collections.abc import Callable
 
 import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cw
+from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from stacks.config import (
@@ -65,6 +69,7 @@ class MonitoringAlarms(Construct):
         source: EnvironmentConfig,
         package: DeployedPackage,
         bucket_name: str,
+        topic: sns.ITopic | None = None,
     ) -> None:
         super().__init__(scope, id_)
         monitoring = config.monitoring
@@ -125,6 +130,9 @@ class MonitoringAlarms(Construct):
                 datapoints_to_alarm=1,
                 treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
             )
+            if topic is not None:
+                self.alarms[kind].add_alarm_action(actions.SnsAction(topic))
+                self.alarms[kind].add_ok_action(actions.SnsAction(topic))
         self.dashboard = _dashboard(self, config=config, source=source, period=period, alarms=self.alarms, count=count)
 
 

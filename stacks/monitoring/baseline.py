@@ -26,7 +26,8 @@ class MonitoringBaseline(Construct):
         statistics_uri, constraints_uri: the data-quality baseline there.
         quality_constraints_uri: Model Monitor's model-quality constraints there.
         image_tag: the version's image tag (training and inference images were built from it).
-        suffix: ``v<version>-<digest>``, new at each deploy: it names what each deploy replaces.
+        suffix: ``v<version>-<digest>``, this deploy's folder.
+        current_uri: the folder the monitors read (this deploy's files, and ``version.json``), fixed.
     """
 
     def __init__(
@@ -41,7 +42,6 @@ class MonitoringBaseline(Construct):
         logs_key: kms.IKey,
         bucket_name: str,
         bucket_arn: str,
-        job_settings: str,
     ) -> None:
         super().__init__(scope, id_)
         monitoring = config.monitoring
@@ -62,7 +62,7 @@ class MonitoringBaseline(Construct):
         )
         self.function.add_statements(
             # The source's registry, the version's files and its data key (the images are not read here).
-            *(s for s in source_model_statements(source, sid_prefix="Source") if s.sid != "SourceImages"),
+            *source_model_statements(source, sid_prefix="Source", images=()),
             iam.PolicyStatement(
                 sid="WriteThisEndpointsBaselines",
                 actions=["s3:PutObject"],
@@ -84,7 +84,6 @@ class MonitoringBaseline(Construct):
                 "KmsKeyArn": data_key.key_arn,
                 "ProblemType": source.model_build.pipeline.problem_type,
                 "MaxQualityDegradation": f"{monitoring.max_quality_degradation:g}",
-                "JobSettings": job_settings,
             },
         )
         # It runs only once its permissions are in place.
@@ -95,3 +94,5 @@ class MonitoringBaseline(Construct):
         self.quality_constraints_uri = resource.get_att_string("ModelQualityConstraintsUri")
         self.image_tag = resource.get_att_string("ImageTag")
         self.suffix = resource.get_att_string("Suffix")
+        # Where the monitors read the served version's baseline: the deploy keeps it current.
+        self.current_uri = f"s3://{bucket_name}/{config.monitoring_baseline_prefix}/current/"

@@ -1,8 +1,16 @@
 """EndpointMonitoring: everything that watches one endpoint, in its endpoint stack.
 
 It lives in the endpoint's stack because its inputs change with each deploy: a new version brings
-new baselines (the stack's parameters), and every resource here carries the ``HasModel``
-condition, since there is nothing to monitor before the first deploy.
+new baselines (the stack's parameters). A deploy updates the stack with its previous template and
+new parameters, as the endpoint's CloudFormation role (``stacks/endpoint/access.py``), which may do
+little; so a deploy changes as little here as it can:
+
+- ``cdk deploy`` creates the functions, roles, queues, schedules, rules, alarms and dashboard (none
+  of them waits for a model: before the first deploy the launcher finds no version and starts nothing);
+- a deploy runs the baseline custom resource (it makes the version's baseline current), updates the
+  alarms' descriptions (they name the served version), and, with Model Monitor, creates the job
+  definitions and schedules once (``HasModel``: a schedule needs its endpoint);
+- ``deploy_policy`` (the CloudFormation role's policy) gets exactly those permissions, by name.
 
 - ``MonitoringBaseline``: at each deploy, the version's baselines copied into the monitoring bucket
   and its model-quality constraints written (a custom resource);
@@ -17,8 +25,10 @@ from __future__ import annotations
 
 import hashlib
 
+import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_sns as sns
 from constructs import Construct, IConstruct
 
 from stacks.config import EnvironmentConfig, MonitoringEngine, Promotion
@@ -31,6 +41,7 @@ from stacks.monitoring.model_monitor import ModelMonitorSchedules
 from stacks.monitoring.platform_engine import PlatformSchedules
 from stacks.monitoring.results import MonitoringResults
 from stacks.monitoring.role import MonitoringJobRole
+from stacks.sagemaker_access import sagemaker_arn
 
 
 class EndpointMonitoring(Construct):
@@ -57,6 +68,7 @@ class EndpointMonitoring(Construct):
         security_group: ec2.ISecurityGroup,
         endpoint: IConstruct | None = None,
         deploy_policy: iam.ManagedPolicy | None = None,
+        alarm_topic: sns.ITopic | None = None,
     ) -> None:
         """Args:
         config: the endpoint's environment (with ``monitoring`` and ``endpoint``).
@@ -65,6 +77,9 @@ class EndpointMonitoring(Construct):
         promotion: ``promotion.source`` is the environment whose registry and build feed the endpoint.
         security_group: the endpoint's security group (HTTPS out only): the jobs run in it.
         endpoint: the endpoint resource, once the stack has one: Model Monitor's schedules wait for it.
+        deploy_policy: the policy of the role CloudFormation acts as when a deploy updates the stack: it
+            gets what applying a deploy to the monitoring needs (see the module docstring).
+        alarm_topic: the endpoint's alarm topic: the monitoring alarms notify it too.
 
         Raises:
             ValueError: no environment deploys to this endpoint (nothing would ever be monitored, and
@@ -93,8 +108,9 @@ class EndpointMonitoring(Construct):
             logs_key=keys.logs_key,
             bucket_name=bucket_name,
             bucket_arn=bucket_arn,
-            job_settings=_digest(config),
         )
+        # Nothing to copy before a version is served.
+        only_with_model(self.baseline.node.find_child("Resource"), package)
         self.job_role = MonitoringJobRole(
             self,
             "JobRole",
@@ -114,6 +130,7 @@ class EndpointMonitoring(Construct):
                 config=config,
                 source=source,
                 baseline=self.baseline,
+                settings_digest=_digest(config),
                 role=self.job_role.role,
                 data_key=keys.data_key,
                 subnet_ids=subnet_ids,
@@ -121,9 +138,11 @@ class EndpointMonitoring(Construct):
                 bucket_name=bucket_name,
                 endpoint=endpoint,
             )
-            # The schedules pass the role to the jobs they start: it must be able to act first.
+            # The schedules pass the role to the jobs they start: it must be able to act first; and the
+            # first execution reads the baseline the custom resource makes current.
             for schedule in self.engine.schedules.values():
-                schedule.node.add_dependency(self.job_role.policy)
+                schedule.node.add_dependency(self.job_role.policy, self.baseline.node.find_child("Resource"))
+            only_with_model(self.engine, package)
         else:
             self.engine = PlatformSchedules(
                 self,
@@ -149,14 +168,87 @@ class EndpointMonitoring(Construct):
             bucket_arn=bucket_arn,
         )
         self.alarms = MonitoringAlarms(
-            self, "Alarms", config=config, source=source, package=package, bucket_name=bucket_name
+            self, "Alarms", config=config, source=source, package=package, bucket_name=bucket_name, topic=alarm_topic
         )
         self.forwarding = (
             ForwardToSource(self, "ForwardToSource", config=config, source=source)
             if source.account != config.account
             else None
         )
-        only_with_model(self, package)
+        if deploy_policy is not None:
+            deploy_policy.add_statements(*self._deploy_statements(config))
+
+    def _deploy_statements(self, config: EnvironmentConfig) -> list[iam.PolicyStatement]:
+        """What CloudFormation needs, as the deploy's role, to apply a deploy's parameters to monitoring."""
+        stack = cdk.Stack.of(self)
+        alarms = [
+            stack.format_arn(
+                service="cloudwatch",
+                resource="alarm",
+                resource_name=config.monitoring_alarm_name(kind),
+                arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+            )
+            for kind in self.alarms.alarms
+        ]
+        statements = [
+            iam.PolicyStatement(
+                sid="MonitoringBaselineOfTheVersion",
+                actions=["lambda:InvokeFunction"],
+                resources=[self.baseline.function.function.function_arn],
+            ),
+            iam.PolicyStatement(
+                sid="MonitoringAlarmsNameTheVersion",
+                actions=[
+                    "cloudwatch:PutMetricAlarm",
+                    "cloudwatch:DescribeAlarms",
+                    "cloudwatch:TagResource",
+                    "cloudwatch:UntagResource",
+                    "cloudwatch:ListTagsForResource",
+                ],
+                resources=alarms,
+            ),
+        ]
+        if isinstance(self.engine, ModelMonitorSchedules):
+            engine = self.engine
+            definitions = [
+                sagemaker_arn(self, kind, name)
+                for kind, name in (
+                    ("data-quality-job-definition", engine.definition_names.get("data-quality")),
+                    ("model-quality-job-definition", engine.definition_names.get("model-quality")),
+                )
+                if name
+            ]
+            schedules = [
+                sagemaker_arn(self, "monitoring-schedule", s.monitoring_schedule_name)
+                for s in engine.schedules.values()
+            ]
+            statements += [
+                iam.PolicyStatement(
+                    sid="ModelMonitorOnceServed",
+                    actions=[
+                        "sagemaker:CreateDataQualityJobDefinition",
+                        "sagemaker:DescribeDataQualityJobDefinition",
+                        "sagemaker:DeleteDataQualityJobDefinition",
+                        "sagemaker:CreateModelQualityJobDefinition",
+                        "sagemaker:DescribeModelQualityJobDefinition",
+                        "sagemaker:DeleteModelQualityJobDefinition",
+                        "sagemaker:CreateMonitoringSchedule",
+                        "sagemaker:DescribeMonitoringSchedule",
+                        "sagemaker:UpdateMonitoringSchedule",
+                        "sagemaker:DeleteMonitoringSchedule",
+                        "sagemaker:AddTags",
+                        "sagemaker:ListTags",
+                    ],
+                    resources=[*definitions, *schedules],
+                ),
+                iam.PolicyStatement(
+                    sid="ModelMonitorJobsRunAsTheMonitoringRole",
+                    actions=["iam:PassRole"],
+                    resources=[self.job_role.role.role_arn],
+                    conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+                ),
+            ]
+        return statements
 
 
 def _digest(config: EnvironmentConfig) -> str:

@@ -11,9 +11,11 @@ Both run in the private subnets with the endpoint's security group, network isol
 encryption between instances, the data key on volumes and outputs, as ``<prefix>-monitoring-job``.
 Model Monitor files each report under ``<output>/<endpoint>/<schedule>/yyyy/mm/dd/hh/``: the output
 given is the parent of ``monitoring_report_prefix``, so its reports land where the platform
-engine's do. Job definitions cannot be updated, only replaced, and CloudFormation creates the
-replacement before it deletes the old one: their names carry the baseline's ``v<version>-<digest>``,
-new at each deploy (and with each change of the jobs' settings).
+engine's do. The job definitions read the baseline the deploy keeps current
+(``baselines/<endpoint>/current/``), so a deploy changes none of them: it needs no more than the
+custom resource's run. Job definitions cannot be updated, only replaced, and CloudFormation creates
+a replacement before it deletes the old one: their names carry a digest of their settings, new with
+each change of them. They exist once a model is served (``HasModel``): a schedule needs its endpoint.
 """
 
 from __future__ import annotations
@@ -40,6 +42,11 @@ DATA_QUALITY_MAX_RUNTIME = 3600
 MODEL_QUALITY_MAX_RUNTIME = 1800
 
 
+def job_definition_name(config: EnvironmentConfig, check: str, digest: str) -> str:
+    """``<prefix>-dq-<digest>`` (``-mq-``): a job definition's name, new with each change of its settings."""
+    return f"{config.name_prefix}-{'dq' if check == 'data-quality' else 'mq'}-{digest[:8]}"
+
+
 def schedule_expression(schedule: str) -> str:
     """Model Monitor's cron: on the hour, or at midnight UTC."""
     return "cron(0 * ? * * *)" if schedule == "hourly" else "cron(0 0 ? * * *)"
@@ -50,6 +57,7 @@ class ModelMonitorSchedules(Construct):
 
     Attributes:
         schedules: by check (``data-quality``, ``model-quality``).
+        definition_names: the job definitions' names, by check.
     """
 
     def __init__(
@@ -60,6 +68,7 @@ class ModelMonitorSchedules(Construct):
         config: EnvironmentConfig,
         source: EnvironmentConfig,
         baseline: MonitoringBaseline,
+        settings_digest: str,
         role: iam.IRole,
         data_key: kms.IKey,
         subnet_ids: Sequence[str],
@@ -71,6 +80,7 @@ class ModelMonitorSchedules(Construct):
         monitoring = config.monitoring
         assert monitoring is not None and source.model_build is not None
         image = model_monitor_image(config.region)
+        current = baseline.current_uri
         reports = config.monitoring_report_prefix
         if not reports.endswith(f"/{config.endpoint_name}"):
             raise ValueError(f"{reports}: Model Monitor files reports under <output>/<endpoint>/: expected that layout")
@@ -112,14 +122,14 @@ class ModelMonitorSchedules(Construct):
         data_quality = dq(
             self,
             "DataQualityJob",
-            job_definition_name=f"{config.name_prefix}-dq-{baseline.suffix}",
+            job_definition_name=job_definition_name(config, "data-quality", settings_digest),
             **common(dq),
             data_quality_app_specification=dq.DataQualityAppSpecificationProperty(
                 image_uri=image, environment={"publish_cloudwatch_metrics": "Enabled"}
             ),
             data_quality_baseline_config=dq.DataQualityBaselineConfigProperty(
-                constraints_resource=dq.ConstraintsResourceProperty(s3_uri=baseline.constraints_uri),
-                statistics_resource=dq.StatisticsResourceProperty(s3_uri=baseline.statistics_uri),
+                constraints_resource=dq.ConstraintsResourceProperty(s3_uri=f"{current}constraints.json"),
+                statistics_resource=dq.StatisticsResourceProperty(s3_uri=f"{current}statistics.json"),
             ),
             data_quality_job_input=dq.DataQualityJobInputProperty(
                 endpoint_input=dq.EndpointInputProperty(
@@ -139,13 +149,15 @@ class ModelMonitorSchedules(Construct):
             model_quality = mq(
                 self,
                 "ModelQualityJob",
-                job_definition_name=f"{config.name_prefix}-mq-{baseline.suffix}",
+                job_definition_name=job_definition_name(config, "model-quality", settings_digest),
                 **common(mq),
                 model_quality_app_specification=mq.ModelQualityAppSpecificationProperty(
                     image_uri=image, problem_type=PROBLEM_TYPES[source.model_build.pipeline.problem_type]
                 ),
                 model_quality_baseline_config=mq.ModelQualityBaselineConfigProperty(
-                    constraints_resource=mq.ConstraintsResourceProperty(s3_uri=baseline.quality_constraints_uri)
+                    constraints_resource=mq.ConstraintsResourceProperty(
+                        s3_uri=f"{current}model_quality_constraints.json"
+                    )
                 ),
                 model_quality_job_input=mq.ModelQualityJobInputProperty(
                     endpoint_input=mq.EndpointInputProperty(
@@ -166,6 +178,10 @@ class ModelMonitorSchedules(Construct):
                 stopping_condition=mq.StoppingConditionProperty(max_runtime_in_seconds=MODEL_QUALITY_MAX_RUNTIME),
             )
             definitions["model-quality"] = (model_quality, "ModelQuality")
+        self.definition_names = {
+            check: definition.job_definition_name  # type: ignore[attr-defined]
+            for check, (definition, _) in definitions.items()
+        }
         self.schedules: dict[str, sagemaker.CfnMonitoringSchedule] = {}
         for check, (definition, kind) in definitions.items():
             name = definition.job_definition_name  # type: ignore[attr-defined]

@@ -4,7 +4,8 @@ One schedule per check (``<prefix>-data-quality``, ``<prefix>-model-quality``), 
 each hour (or past midnight, daily, UTC): by then SageMaker has written the previous hour's
 captured data. The launcher computes the window from the scheduled time Scheduler passes, and
 starts a SageMaker Processing job running ``python -m ml_code.monitor`` in the source
-environment's training image at the deployed version's tag. Why a function between them: a
+environment's training image at the deployed version's tag (both read at each run from the
+version file the deploy writes: a deploy changes nothing here). Why a function between them: a
 processing job's inputs are fixed when it is created, so something must compute the window's
 folders and check that they hold data, and Scheduler's universal target cannot.
 
@@ -86,8 +87,9 @@ class PlatformSchedules(Construct):
                 "CAPTURE_PREFIX": config.capture_prefix,
                 "GROUND_TRUTH_PREFIX": config.ground_truth_prefix,
                 "REPORT_PREFIX": config.monitoring_report_prefix,
-                "BASELINE_URI": baseline.uri,
-                "IMAGE_URI": f"{training_image}:{baseline.image_tag}",
+                # Fixed: the deploy keeps this folder current, and the launcher reads the version from it.
+                "CURRENT_BASELINE_URI": baseline.current_uri,
+                "IMAGE_REPOSITORY": training_image,
                 "JOB_ROLE_ARN": role.role_arn,
                 "KMS_KEY_ARN": data_key.key_arn,
                 "SUBNET_IDS": ",".join(subnet_ids),
@@ -119,6 +121,11 @@ class PlatformSchedules(Construct):
                 actions=["iam:PassRole"],
                 resources=[role.role_arn],
                 conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+            ),
+            iam.PolicyStatement(
+                sid="ReadTheDeployedVersion",
+                actions=["s3:GetObject"],
+                resources=[f"{bucket_arn}/{config.monitoring_baseline_prefix}/current/version.json"],
             ),
             iam.PolicyStatement(
                 sid="FindTheWindowsData",

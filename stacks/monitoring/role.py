@@ -15,8 +15,14 @@ from stacks.config import (
     EnvironmentConfig,
     MonitoringEngine,
 )
-from stacks.model_build.execution_role import EC2_DESCRIBE
-from stacks.sagemaker_access import sagemaker_logs_statements, service_principal, vpc_interface_statements
+from stacks.endpoint.source import source_model_statements
+from stacks.sagemaker_access import (
+    EC2_DESCRIBE,
+    VPC_INTERFACE_ACTIONS,
+    sagemaker_logs_statements,
+    service_principal,
+    vpc_interface_statements,
+)
 
 # Model Monitor names its executions itself (the schedule's job definition cannot prefix them): the
 # analysis as model-monitoring-<time>-<hash>, the ground-truth merge of model quality as
@@ -99,23 +105,14 @@ class MonitoringJobRole(Construct):
                 subnet_ids=subnet_ids,
                 security_group_id=security_group.security_group_id,
                 describe=EC2_DESCRIBE,
-                actions=[
-                    "ec2:CreateNetworkInterface",
-                    "ec2:CreateNetworkInterfacePermission",
-                    "ec2:DeleteNetworkInterface",
-                    "ec2:DeleteNetworkInterfacePermission",
-                ],
+                actions=VPC_INTERFACE_ACTIONS,
             ),
         ]
         if engine is MonitoringEngine.PLATFORM:
             statements += [
-                iam.PolicyStatement(
-                    sid="PullTheSourcesTrainingImage",
-                    actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
-                    resources=[
-                        f"arn:{source.partition}:ecr:{source.region}:{source.account}:repository/"
-                        f"{source.repository_name('training')}"
-                    ],
+                # The source's training image, which holds ml_code.
+                *source_model_statements(
+                    source, sid_prefix="Source", packages=False, artifacts=False, key=False, images=("training",)
                 ),
                 iam.PolicyStatement(sid="RegistryToken", actions=["ecr:GetAuthorizationToken"], resources=["*"]),
             ]

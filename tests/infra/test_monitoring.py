@@ -59,14 +59,48 @@ def test_the_shipped_configs_exercise_both_engines_hourly_and_daily() -> None:
 
 
 @pytest.mark.parametrize("which", APPS)
-def test_nothing_is_monitored_before_a_model_is_deployed(which: str, request: pytest.FixtureRequest) -> None:
+def test_only_what_needs_a_served_version_waits_for_one(which: str, request: pytest.FixtureRequest) -> None:
+    # The deploy's CloudFormation role may do little: cdk deploy creates the rest, before any model.
     app = request.getfixturevalue(which)
     for env in _monitored(app):
         resources = app.templates[env]["Endpoint"]["Resources"]
+        conditional = {lid for lid, r in resources.items() if r.get("Condition") == "HasModel"}
         monitoring = app.stages[env].endpoint.monitoring
         ours = {logical_id_of(c)[1] for c in monitoring.node.find_all() if hasattr(c, "cfn_options")}
-        assert ours and ours <= set(resources)
-        assert {lid for lid in ours if resources[lid].get("Condition") != "HasModel"} == set(), env
+        waiting = {resources[lid]["Type"] for lid in ours & conditional}
+        expected = {"Custom::MonitoringBaseline"}
+        if app.stages[env].config.monitoring.engine is MonitoringEngine.MODEL_MONITOR:
+            expected |= {"AWS::SageMaker::MonitoringSchedule", "AWS::SageMaker::DataQualityJobDefinition"}
+            expected |= {"AWS::SageMaker::ModelQualityJobDefinition"}
+        assert waiting == expected, env
+        assert len(ours - conditional) > 20  # the functions, roles, queues, schedules, rules, alarms, dashboard
+
+
+@pytest.mark.parametrize("which", APPS)
+def test_a_deploy_may_apply_its_parameters_to_monitoring_and_nothing_more(which: str, request) -> None:
+    app = request.getfixturevalue(which)
+    for env in _monitored(app):
+        stage = app.stages[env]
+        config, monitoring = stage.config, stage.endpoint.monitoring
+        policy = app.templates[env]["Endpoint"]["Resources"][
+            logical_id_of(stage.endpoint.access.cloudformation_policy)[1]
+        ]
+        statements = {s.get("Sid"): s for s in policy["Properties"]["PolicyDocument"]["Statement"]}
+        invoke = statements["MonitoringBaselineOfTheVersion"]
+        assert invoke["Action"] == "lambda:InvokeFunction"
+        assert invoke["Resource"] == {"Fn::GetAtt": [logical_id_of(monitoring.baseline.function.function)[1], "Arn"]}
+        alarms = statements["MonitoringAlarmsNameTheVersion"]
+        assert sorted(alarms["Resource"]) == sorted(
+            f"arn:aws:cloudwatch:{config.region}:{config.account}:alarm:{config.monitoring_alarm_name(kind)}"
+            for kind in monitoring.alarms.alarms
+        )
+        model_monitor = config.monitoring.engine is MonitoringEngine.MODEL_MONITOR
+        assert ("ModelMonitorOnceServed" in statements) is model_monitor
+        if model_monitor:
+            arns = statements["ModelMonitorOnceServed"]["Resource"]
+            assert all(f":{config.account}:" in a and f"/{config.name_prefix}-" in a for a in arns), arns
+            passed = statements["ModelMonitorJobsRunAsTheMonitoringRole"]
+            assert passed["Resource"] == {"Fn::GetAtt": [logical_id_of(monitoring.job_role.role)[1], "Arn"]}
 
 
 # --- the platform engine ---------------------------------------------------------------------------
@@ -107,11 +141,14 @@ def test_the_launcher_runs_isolated_encrypted_jobs_of_the_sources_image_in_the_p
         variables = _function(app, env, "Endpoint", f"{config.name_prefix}-monitoring-launcher")["Environment"][
             "Variables"
         ]
-        baseline = logical_id_of(stage.endpoint.monitoring.baseline.node.find_child("Resource"))[1]
-        assert variables["BASELINE_URI"] == {"Fn::GetAtt": [baseline, "BaselineUri"]}
-        image = json.dumps(variables["IMAGE_URI"])
-        assert f"{source.account}.dkr.ecr.{source.region}." in image and f"/{source.name_prefix}/training:" in image
-        assert "ImageTag" in image
+        # Fixed: each run reads the served version (image tag, baseline folder) from the current folder.
+        assert variables["CURRENT_BASELINE_URI"] == (
+            f"s3://{config.bucket_name('monitoring')}/baselines/{config.endpoint_name}/current/"
+        )
+        image = json.dumps(variables["IMAGE_REPOSITORY"])
+        assert f"{source.account}.dkr.ecr.{source.region}." in image and image.endswith(
+            f'/{source.name_prefix}/training"]]}}'
+        )
         assert referenced(app, env, "Endpoint", variables["SECURITY_GROUP_IDS"]) == logical_id_of(
             stage.endpoint.security_group
         )
@@ -169,11 +206,12 @@ def test_model_monitor_jobs_are_isolated_encrypted_and_read_the_deployed_baselin
     assert output["MonitoringOutputs"][0]["S3Output"]["S3Uri"] == f"s3://{config.bucket_name('monitoring')}/reports"
     assert props["RoleArn"] == {"Fn::GetAtt": [logical_id_of(stage.endpoint.monitoring.job_role.role)[1], "Arn"]}
     assert "468650794304.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-model-monitor-analyzer" in json.dumps(props)
-    assert json.dumps({"Fn::GetAtt": [baseline, "Suffix"]}) in json.dumps(props["JobDefinitionName"])
+    assert props["JobDefinitionName"].startswith(f"{config.name_prefix}-{kind[0].lower()}q-")
+    # The current baseline, which each deploy's custom resource (which these wait for) replaces.
+    current = f"s3://{config.bucket_name('monitoring')}/baselines/{config.endpoint_name}/current/"
     if kind == "DataQuality":
-        assert props["DataQualityBaselineConfig"]["ConstraintsResource"]["S3Uri"] == {
-            "Fn::GetAtt": [baseline, "ConstraintsUri"]
-        }
+        assert props["DataQualityBaselineConfig"]["ConstraintsResource"]["S3Uri"] == f"{current}constraints.json"
+        assert props["DataQualityBaselineConfig"]["StatisticsResource"]["S3Uri"] == f"{current}statistics.json"
     else:
         delay, period = config.monitoring.ground_truth_delay_hours, config.monitoring.period_hours
         endpoint_input = props["ModelQualityJobInput"]["EndpointInput"]
@@ -185,9 +223,9 @@ def test_model_monitor_jobs_are_isolated_encrypted_and_read_the_deployed_baselin
             f"s3://{config.bucket_name('monitoring')}/{config.ground_truth_prefix}"
         )
         assert props["ModelQualityAppSpecification"]["ProblemType"] == "Regression"
-        assert props["ModelQualityBaselineConfig"]["ConstraintsResource"]["S3Uri"] == {
-            "Fn::GetAtt": [baseline, "ModelQualityConstraintsUri"]
-        }
+        assert props["ModelQualityBaselineConfig"]["ConstraintsResource"]["S3Uri"] == (
+            f"{current}model_quality_constraints.json"
+        )
     template.has_resource_properties(
         "AWS::SageMaker::MonitoringSchedule",
         {
@@ -201,6 +239,20 @@ def test_model_monitor_jobs_are_isolated_encrypted_and_read_the_deployed_baselin
                 "MonitoringJobDefinitionName": Match.any_value(),
             },
         },
+    )
+    (schedule,) = [
+        r
+        for r in _resources(app, env, "Endpoint", "AWS::SageMaker::MonitoringSchedule").values()
+        if r["Properties"]["MonitoringScheduleConfig"]["MonitoringType"] == kind
+    ]
+    # After the endpoint it watches, its job definition, and the baseline the deploy made current.
+    endpoint = logical_id_of(stage.endpoint.hosting.endpoint)[1]
+    definition_id = next(
+        lid for lid, r in _resources(app, env, "Endpoint", f"AWS::SageMaker::{kind}JobDefinition").items()
+    )
+    assert {endpoint, definition_id, baseline} <= set(schedule["DependsOn"])
+    assert (
+        schedule["Properties"]["MonitoringScheduleConfig"]["MonitoringJobDefinitionName"] == props["JobDefinitionName"]
     )
     assert not _resources(app, env, "Endpoint", "AWS::Scheduler::Schedule")
 
@@ -253,13 +305,17 @@ def test_alarms_watch_the_violation_counts_with_the_monitoring_context(which: st
         alarms = {
             a["Properties"]["AlarmName"]: a["Properties"]
             for a in _resources(app, env, "Endpoint", "AWS::CloudWatch::Alarm").values()
+            if a["Properties"]["AlarmName"].startswith(f"{config.name_prefix}-monitoring-")  # not the rollback alarms
         }
         expected = {"drift", "data-quality"} | ({"model-quality"} if config.monitoring.model_quality else set())
         assert set(alarms) == {config.monitoring_alarm_name(kind) for kind in expected}
         for kind in expected:
             props = alarms[config.monitoring_alarm_name(kind)]
             assert props["Threshold"] == 1 and props["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
-            assert props["TreatMissingData"] == "notBreaching" and "AlarmActions" not in props
+            assert props["TreatMissingData"] == "notBreaching"
+            topic = logical_id_of(app.stages[env].endpoint.hosting.alarm_topic.topic)
+            for action in (*props["AlarmActions"], *props["OKActions"]):
+                assert referenced(app, env, "Endpoint", action) == topic
             stats = [m["MetricStat"] for m in props["Metrics"] if "MetricStat" in m]
             for stat in stats:
                 assert stat["Period"] == config.monitoring.period_hours * 3600 and stat["Stat"] == "Maximum"

@@ -55,7 +55,6 @@ class World:
             "KmsKeyArn": self.key_arn,
             "ProblemType": "regression",
             "MaxQualityDegradation": "0.1",
-            "JobSettings": "0123456789abcdef",
             **changes,
         }
 
@@ -147,6 +146,16 @@ def test_a_deploy_copies_its_versions_baseline_and_derives_model_quality_constra
     }
     head = world.s3.head_object(Bucket=world.bucket, Key=data["StatisticsUri"].split("/", 3)[3])
     assert head["ServerSideEncryption"] == "aws:kms" and head["SSEKMSKeyId"] == world.key_arn
+    # The same files are now the current ones, and the version file says which version they are.
+    current = f"s3://{world.bucket}/baselines/mlops-staging-endpoint/current/"
+    assert data["CurrentUri"] == current
+    for name in ("statistics.json", "constraints.json", "evaluation.json", "model_quality_constraints.json"):
+        assert world.read(f"{current}{name}") == world.read(f"{data['BaselineUri']}{name}")
+    assert json.loads(world.read(f"{current}version.json")) == {
+        "baseline_uri": data["BaselineUri"],
+        "image_tag": "sha-0123abcd",
+        "model_package_arn": world.package_arn,
+    }
 
 
 def test_a_new_deploy_is_a_new_folder_and_a_new_suffix(world: World, response_sink) -> None:
@@ -203,7 +212,7 @@ def test_delete_answers_success_and_keeps_the_record(world: World, response_sink
     handler.handle(cfn_event(world, response_sink.url), factory=world.materializer)
     handler.handle(cfn_event(world, response_sink.url, "Delete"), factory=world.materializer)
     assert [d["Status"] for d in response_sink.documents] == ["SUCCESS", "SUCCESS"]
-    assert world.s3.list_objects_v2(Bucket=world.bucket)["KeyCount"] == 4
+    assert world.s3.list_objects_v2(Bucket=world.bucket)["KeyCount"] == 9  # 4 versioned, 4 current, version.json
 
 
 def test_an_event_that_cannot_be_answered_is_raised_for_lambdas_retry(world: World) -> None:

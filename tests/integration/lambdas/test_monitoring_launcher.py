@@ -38,8 +38,8 @@ def settings_for(bucket: str, **changes: str) -> dict[str, str]:
         "CAPTURE_PREFIX": "capture",
         "GROUND_TRUTH_PREFIX": f"ground-truth/{ENDPOINT}",
         "REPORT_PREFIX": f"reports/{ENDPOINT}",
-        "BASELINE_URI": f"s3://{bucket}/baselines/{ENDPOINT}/v3-0123456789ab/",
-        "IMAGE_URI": f"111111111111.dkr.ecr.{REGION}.amazonaws.com/mlops-dev/training:sha-abc",
+        "CURRENT_BASELINE_URI": f"s3://{bucket}/baselines/{ENDPOINT}/current/",
+        "IMAGE_REPOSITORY": f"111111111111.dkr.ecr.{REGION}.amazonaws.com/mlops-dev/training",
         "JOB_ROLE_ARN": f"arn:aws:iam::{ACCOUNT}:role/{PREFIX}-monitoring-job",
         "KMS_KEY_ARN": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab",
         "SUBNET_IDS": "subnet-0aaa,subnet-0bbb",
@@ -98,6 +98,13 @@ def world(moto_endpoint: str) -> Iterator[World]:
     bucket = f"monitoring-{uuid.uuid4().hex[:8]}"
     s3 = aws_client("s3", moto_endpoint)
     s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+    # What the deploy's baseline function made current (version 3).
+    version = {
+        "model_package_arn": f"arn:aws:sagemaker:{REGION}:111111111111:model-package/mlops-dev-models/3",
+        "image_tag": "sha-abc",
+        "baseline_uri": f"s3://{bucket}/baselines/{ENDPOINT}/v3-0123456789ab/",
+    }
+    s3.put_object(Bucket=bucket, Key=f"baselines/{ENDPOINT}/current/version.json", Body=json.dumps(version).encode())
     yield World(moto_endpoint, bucket, s3, aws_client("sagemaker", moto_endpoint))
 
 
@@ -146,6 +153,13 @@ def _run(event: dict) -> Any:
     return ScheduledRun.model_validate(event)
 
 
+def test_before_the_first_deploy_nothing_starts(world: World) -> None:
+    world.s3.delete_object(Bucket=world.bucket, Key=f"baselines/{ENDPOINT}/current/version.json")
+    world.put(f"capture/{ENDPOINT}/primary/2026/11/23/09/a.jsonl")
+    launch = world.launcher(JOB_NAME_PREFIX=_unique("x-")).launch(_run(invocation()))
+    assert launch.action == "skipped" and "no version deployed yet" in launch.reason
+
+
 def test_an_hour_without_captured_data_starts_nothing(world: World) -> None:
     prefix = _unique(f"{PREFIX}-monitor-")
     launch = world.launcher(JOB_NAME_PREFIX=prefix).launch(_run(invocation()))
@@ -183,6 +197,7 @@ def test_model_quality_checks_the_window_whose_labels_have_arrived(world: World)
         "MONITORING_CHECK": "model-quality",
         "MONITORING_WINDOW_START": "2026-11-22T09:00:00+00:00",
         "MONITORING_WINDOW_END": "2026-11-22T10:00:00+00:00",
+        "MONITORING_MODEL_PACKAGE": f"arn:aws:sagemaker:{REGION}:111111111111:model-package/mlops-dev-models/3",
     }
 
 
