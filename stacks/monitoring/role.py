@@ -122,9 +122,14 @@ class MonitoringJobRole(Construct):
                     sid="ModelMonitorMetrics",
                     actions=["cloudwatch:PutMetricData"],
                     resources=["*"],
+                    # AWS's pages write these namespaces with and without a leading slash: both are admitted.
                     conditions={
                         "StringEquals": {
-                            "cloudwatch:namespace": [MODEL_MONITOR_DATA_NAMESPACE, MODEL_MONITOR_MODEL_NAMESPACE]
+                            "cloudwatch:namespace": [
+                                namespace
+                                for name in (MODEL_MONITOR_DATA_NAMESPACE, MODEL_MONITOR_MODEL_NAMESPACE)
+                                for namespace in (name, f"/{name}")
+                            ]
                         }
                     },
                 )

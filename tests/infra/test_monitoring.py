@@ -265,7 +265,12 @@ def test_model_monitor_jobs_may_publish_only_into_model_monitors_namespaces(mult
     ]
     assert metrics["Condition"] == {
         "StringEquals": {
-            "cloudwatch:namespace": ["aws/sagemaker/Endpoints/data-metrics", "aws/sagemaker/Endpoints/model-metrics"]
+            "cloudwatch:namespace": [
+                "aws/sagemaker/Endpoints/data-metrics",
+                "/aws/sagemaker/Endpoints/data-metrics",
+                "aws/sagemaker/Endpoints/model-metrics",
+                "/aws/sagemaker/Endpoints/model-metrics",
+            ]
         }
     }
 
