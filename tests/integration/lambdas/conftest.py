@@ -212,3 +212,49 @@ def processing_job_state_change(detail: dict, status: str = "Completed", account
         "resources": [detail.get("ProcessingJobArn", "")],
         "detail": body,
     }
+
+
+def without_monitoring(template: dict, stage: object) -> dict:
+    """An endpoint template without its monitoring (``stacks/monitoring``), for moto's CloudFormation.
+
+    moto cannot create the monitoring's functions (their code is an asset in the CDK bootstrap bucket,
+    their layer an SSM parameter under AWS's reserved /aws/ names) nor run its custom resource. Removed:
+    the resources of ``stage.endpoint.monitoring``, the statements of other policies that name them (the
+    deploy role's monitoring grants), and the parameters nothing refers to any more, except those a deploy
+    sets (they stay, so the deploy's parameters are the template's).
+    """
+    import json
+
+    import aws_cdk as cdk
+
+    from stacks.endpoint.package import PARAMETERS
+
+    out = json.loads(json.dumps(template))
+    monitoring = getattr(stage.endpoint, "monitoring", None)  # type: ignore[attr-defined]
+    if monitoring is None:
+        return out
+    stack = cdk.Stack.of(monitoring)
+    removed = {stack.resolve(c.logical_id) for c in monitoring.node.find_all() if isinstance(c, cdk.CfnResource)}
+    out["Resources"] = {lid: r for lid, r in out["Resources"].items() if lid not in removed}
+
+    def names_removed(value: object) -> bool:
+        text = json.dumps(value)
+        return any(f'"Ref": "{lid}"' in text or f'["{lid}", ' in text for lid in removed)
+
+    for resource in out["Resources"].values():
+        document = resource.get("Properties", {}).get("PolicyDocument")
+        if isinstance(document, dict):
+            document["Statement"] = [s for s in document["Statement"] if not names_removed(s)]
+        if "DependsOn" in resource:
+            kept = [d for d in resource["DependsOn"] if d not in removed]
+            if kept:
+                resource["DependsOn"] = kept
+            else:
+                del resource["DependsOn"]
+    text = json.dumps(out["Resources"])
+    out["Parameters"] = {
+        name: p
+        for name, p in out.get("Parameters", {}).items()
+        if name in PARAMETERS or name == "BootstrapVersion" or f'"Ref": "{name}"' in text
+    }
+    return out
