@@ -464,16 +464,42 @@ class MonitoringEngine(StrEnum):
     MODEL_MONITOR = "model_monitor"  # SageMaker Model Monitor schedules (accounts that have the service)
 
 
+# The platform engine publishes its drift and quality metrics here (Model Monitor publishes into AWS's own
+# namespaces, DATA_METRICS_NAMESPACE and MODEL_METRICS_NAMESPACE); both engines' violation counts go here too.
+MONITORING_NAMESPACE = "AWS-MLOps/Monitoring"
+MODEL_MONITOR_DATA_NAMESPACE = "aws/sagemaker/Endpoints/data-metrics"
+MODEL_MONITOR_MODEL_NAMESPACE = "aws/sagemaker/Endpoints/model-metrics"
+MonitoringCheck = Literal["data-quality", "model-quality"]
+
+
 class Monitoring(_Strict):
     """Scheduled data-quality (and, with ground truth, model-quality) checks of the endpoint's captured traffic."""
 
     engine: MonitoringEngine = MonitoringEngine.PLATFORM
     schedule: Literal["hourly", "daily"] = "hourly"
     instance_type: str = Field(default="ml.m5.large", pattern=INSTANCE_TYPE)
-    # Model quality alarms when the live metric is worse than the registered evaluation's by more than this share.
-    max_quality_degradation: float = Field(default=0.1, gt=0, le=10)
+    volume_size_gb: int = Field(default=30, ge=1, le=16384)
+    # Model quality alarms when the live metric is worse than the registered evaluation's by more than this share:
+    # an error metric (rmse, mae) above registered * (1 + x), a score (accuracy, f1) below registered * (1 - x).
+    max_quality_degradation: float = Field(default=0.1, gt=0, lt=1)
+    # Model quality needs labels: turn it on where ground truth arrives under ground_truth_prefix.
+    model_quality: bool = False
+    # Labels for an hour's inferences are complete this long after it: model quality checks the window that
+    # ended this many hours ago (Model Monitor's EndTimeOffset). At most 5 days: the platform engine reads the
+    # labels' day folders as job inputs, and a job takes at most 10 inputs.
+    ground_truth_delay_hours: int = Field(default=24, ge=1, le=120)
     # Alarms start a retrain of the model build that deployed here (see deploy.retrain_cooldown_hours).
     retrain: bool = True
+
+    @property
+    def checks(self) -> tuple[MonitoringCheck, ...]:
+        """The checks that run: data quality always, model quality where ground truth is expected."""
+        return ("data-quality", "model-quality") if self.model_quality else ("data-quality",)
+
+    @property
+    def period_hours(self) -> int:
+        """The window each run checks (and the alarms' period): an hour or a day."""
+        return 1 if self.schedule == "hourly" else 24
 
 
 class Deploy(_Strict):
@@ -769,8 +795,49 @@ class EnvironmentConfig(_Strict):
 
     @property
     def retrain_function_name(self) -> str:
-        """The function that starts a retrain when a stage's monitoring alarm fires."""
+        """The function that starts a retrain when a stage's monitoring alarm fires (also its table and topic)."""
         return f"{self.name_prefix}-model-retrain"
+
+    @property
+    def retrain_stack_name(self) -> str:
+        """The stack holding the retrain function, in the environment whose build it restarts."""
+        return f"{self.name_prefix}-retrain"
+
+    @property
+    def monitoring_baseline_prefix(self) -> str:
+        """Where, in the monitoring bucket, each deployed version's baselines are copied (one folder per deploy)."""
+        return f"baselines/{self.endpoint_name}"
+
+    def monitoring_schedule_name(self, check: MonitoringCheck) -> str:
+        """A check's schedule: Model Monitor's monitoring schedule, or the platform's EventBridge Scheduler schedule.
+
+        Also the ``MonitoringSchedule`` dimension of its metrics and a folder of its reports.
+        """
+        return f"{self.name_prefix}-{check}"
+
+    @property
+    def monitoring_job_prefix(self) -> str:
+        """The platform engine's processing jobs: ``<prefix>-monitor-dq-<yyyymmddhh>`` (and ``-mq-``)."""
+        return f"{self.name_prefix}-monitor-"
+
+    def monitoring_alarm_name(self, kind: str) -> str:
+        """An alarm on the endpoint's monitoring metrics: drift, data-quality or model-quality."""
+        return f"{self.name_prefix}-monitoring-{kind}"
+
+    @property
+    def monitoring_role_name(self) -> str:
+        """The role monitoring jobs run as (both engines)."""
+        return f"{self.name_prefix}-monitoring-job"
+
+    @property
+    def monitoring_dashboard_name(self) -> str:
+        """The CloudWatch dashboard of the endpoint: traffic, drift, model quality, pipeline runs, retrains."""
+        return f"{self.name_prefix}-monitoring"
+
+    @property
+    def monitoring_function_prefix(self) -> str:
+        """The monitoring functions: ``<prefix>-monitoring-launcher``, ``-results``, ``-baseline``."""
+        return f"{self.name_prefix}-monitoring-"
 
     @property
     def pipeline_code_prefix(self) -> str:
@@ -978,7 +1045,7 @@ def load_promotions(config_dir: Path) -> dict[str, Promotion]:
 
     Raises:
         ConfigError: a stage that does not exist, has no endpoint, is in another region, or is fed by
-            two registries; or any invalid file.
+            two registries; a monitored endpoint no registry feeds; or any invalid file.
     """
     configs = {config.name: config for config in load_environments(config_dir)}
     sources: dict[str, str] = {}
@@ -1004,6 +1071,13 @@ def load_promotions(config_dir: Path) -> dict[str, Promotion]:
                 )
             sources[name] = config.name
         stages[config.name] = tuple(configs[name] for name in config.deploy.stages)
+    for config in configs.values():
+        if config.monitoring is not None and config.name not in sources:
+            raise ConfigError(
+                f"{config_dir / (config.name + '.yaml')}: monitoring: no registry deploys to {config.name}, so "
+                f"nothing would be monitored and no build retrained: list {config.name} in the deploy.stages of "
+                "the environment whose build trains its model"
+            )
     return {
         name: Promotion(source=configs[sources[name]] if name in sources else None, stages=stages.get(name, ()))
         for name in configs

@@ -62,6 +62,7 @@ class PythonFunction(Construct):
         reserved_concurrency: int,
         asynchronous: bool,
         memory_mb: int = 256,
+        tracing: lambda_.Tracing | None = None,
     ) -> None:
         super().__init__(scope, id_)
         self.log_group = encrypted_log_group(self, "Logs", config=config, key=logs_key)
@@ -94,4 +95,117 @@ class PythonFunction(Construct):
             environment_encryption=data_key,
             log_group=self.log_group,
             description=description,
+            tracing=tracing,
         )
+
+
+class OwnRoleFunction(Construct):
+    """A ``PythonFunction`` with a role of its own, all of whose permissions are one customer-managed policy.
+
+    Invoked asynchronously (EventBridge, Scheduler, CloudFormation): it has a dead-letter queue, and traces
+    (Powertools' Tracer, X-Ray). CDK would write the queue's and X-Ray's grants into an inline policy of
+    the role; the function gets an immutable view of its role instead, and those grants are in the
+    managed policy, which the function waits for (Lambda checks the queue permission at creation).
+
+    Attributes:
+        function: the function.
+        role: its execution role (trusted by Lambda only).
+        policy: its customer-managed policy; ``add_statements`` grants the function's own permissions.
+        dead_letters: its dead-letter queue.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        config: EnvironmentConfig,
+        package: str,
+        function_name: str,
+        description: str,
+        data_key: kms.IKey,
+        logs_key: kms.IKey,
+        environment: dict[str, str],
+        timeout: cdk.Duration | None = None,
+        memory_mb: int = 256,
+        reserved_concurrency: int = 2,
+    ) -> None:
+        super().__init__(scope, id_)
+        self.role = iam.Role(
+            self,
+            "Role",
+            # Named like the function: cross-account grants admit this environment's roles by name prefix.
+            role_name=function_name,
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=description,
+        )
+        built = PythonFunction(
+            self,
+            "Python",
+            config=config,
+            package=package,
+            handler="lambda_handler",
+            function_name=function_name,
+            description=description,
+            role=iam.Role.from_role_arn(self, "ExecutionRole", self.role.role_arn, mutable=False),
+            layer=powertools_layer(self, "Powertools", config),
+            data_key=data_key,
+            logs_key=logs_key,
+            environment={"POWERTOOLS_SERVICE_NAME": package.replace("_", "-"), **environment},
+            timeout=timeout or cdk.Duration.minutes(1),
+            reserved_concurrency=reserved_concurrency,
+            asynchronous=True,
+            memory_mb=memory_mb,
+            tracing=lambda_.Tracing.ACTIVE,
+        )
+        self.function = built.function
+        assert built.dead_letters is not None
+        self.dead_letters = built.dead_letters
+        self.policy = iam.ManagedPolicy(
+            self,
+            "Policy",
+            description=f"{function_name}: {description}",
+            roles=[self.role],
+            statements=[
+                iam.PolicyStatement(
+                    sid="OwnLogs",
+                    actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                    resources=[built.log_group.log_group_arn],
+                ),
+                iam.PolicyStatement(
+                    sid="EncryptedEnvironmentAndQueue",
+                    actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                    resources=[data_key.key_arn],
+                ),
+                iam.PolicyStatement(
+                    sid="OwnDeadLetters", actions=["sqs:SendMessage"], resources=[self.dead_letters.queue_arn]
+                ),
+                iam.PolicyStatement(
+                    sid="Traces",
+                    actions=["xray:PutTraceSegments", "xray:PutTelemetryRecords"],
+                    resources=["*"],
+                ),
+            ],
+        )
+        # Lambda checks at creation that the role may send to the dead-letter queue.
+        self.function.node.add_dependency(self.policy)
+
+    def add_statements(self, *statements: iam.PolicyStatement) -> None:
+        """Grant the function these permissions, in its customer-managed policy."""
+        self.policy.add_statements(*statements)
+
+
+def event_dead_letters(scope: Construct, id_: str) -> sqs.Queue:
+    """A dead-letter queue for events EventBridge could not deliver to a target.
+
+    Encrypted with SQS-managed keys: EventBridge sends to it as itself, and the data key's policy
+    admits no AWS service but CloudWatch Logs (stacks/foundation/keys.py).
+    """
+    return sqs.Queue(
+        scope,
+        id_,
+        encryption=sqs.QueueEncryption.SQS_MANAGED,
+        enforce_ssl=True,
+        retention_period=cdk.Duration.days(14),
+        redrive_allow_policy=sqs.RedriveAllowPolicy(redrive_permission=sqs.RedrivePermission.DENY_ALL),
+    )

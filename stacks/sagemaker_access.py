@@ -104,17 +104,21 @@ SAGEMAKER_LOG_GROUPS = (*JOB_LOG_GROUPS, STUDIO_LOG_GROUP)
 
 
 def sagemaker_logs_statements(
-    scope: Construct, *, job_name_prefix: str, extra_streams: Sequence[tuple[str, str]] = ()
+    scope: Construct,
+    *,
+    job_name_prefix: str,
+    extra_streams: Sequence[tuple[str, str]] = (),
+    groups: Sequence[str] = JOB_LOG_GROUPS,
 ) -> list[iam.PolicyStatement]:
     """Write the logs of this environment's jobs (named ``<job_name_prefix>...``) into SageMaker's job log groups.
 
     Streams are created in the account-wide groups (CreateLogStream takes the group), but events are
     written only into streams of this environment's jobs. No ``logs:CreateLogGroup``: the groups are
     account-wide and shared by the environments of one account. ``extra_streams`` adds (group, stream
-    prefix) pairs, e.g. Studio's apps of one domain.
+    prefix) pairs, e.g. Studio's apps of one domain; ``groups`` narrows the job groups (processing only).
     """
     stack = cdk.Stack.of(scope)
-    streams = [*((group, job_name_prefix) for group in JOB_LOG_GROUPS), *extra_streams]
+    streams = [*((group, job_name_prefix) for group in groups), *extra_streams]
 
     def arn(name: str) -> str:
         return stack.format_arn(
@@ -177,8 +181,10 @@ def job_statements(
     security_group_ids: Sequence[str],
     data_key: kms.IKey,
     unisolated_processing_prefix: str | None = None,
+    processing_only: bool = False,
 ) -> list[iam.PolicyStatement]:
-    """Create, follow and stop training and processing jobs named ``<job_name_prefix>...``.
+    """Create, follow and stop training and processing jobs named ``<job_name_prefix>...``
+    (processing jobs alone with ``processing_only``).
 
     A job may be created only in this environment's subnets and security groups, with network
     isolation, encrypted traffic between its instances, and the data key on its volumes and
@@ -186,10 +192,8 @@ def job_statements(
     Processing jobs named ``unisolated_processing_prefix...`` (the Spark preprocess, which reads S3
     itself) may run without network isolation, under every other condition.
     """
-    jobs = [
-        sagemaker_arn(scope, "training-job", f"{job_name_prefix}*"),
-        sagemaker_arn(scope, "processing-job", f"{job_name_prefix}*"),
-    ]
+    kinds = ("processing",) if processing_only else ("training", "processing")
+    jobs = [sagemaker_arn(scope, f"{kind}-job", f"{job_name_prefix}*") for kind in kinds]
     in_this_environment = {
         "Null": {"sagemaker:VpcSubnets": "false", "sagemaker:VpcSecurityGroupIds": "false"},
         "ForAllValues:StringEquals": {
@@ -211,7 +215,7 @@ def job_statements(
     return [
         iam.PolicyStatement(
             sid=f"{sid}CreateInThisEnvironment",
-            actions=["sagemaker:CreateTrainingJob", "sagemaker:CreateProcessingJob"],
+            actions=[f"sagemaker:Create{kind.title()}Job" for kind in kinds],
             resources=jobs,
             conditions={
                 **in_this_environment,
@@ -222,10 +226,7 @@ def job_statements(
         iam.PolicyStatement(
             sid=f"{sid}FollowAndStop",
             actions=[
-                "sagemaker:DescribeTrainingJob",
-                "sagemaker:StopTrainingJob",
-                "sagemaker:DescribeProcessingJob",
-                "sagemaker:StopProcessingJob",
+                *(f"sagemaker:{verb}{kind.title()}Job" for kind in kinds for verb in ("Describe", "Stop")),
                 "sagemaker:AddTags",
             ],
             resources=jobs,

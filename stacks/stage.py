@@ -11,6 +11,7 @@ from stacks.deploy.stack import DeployStack
 from stacks.endpoint.stack import EndpointStack
 from stacks.foundation.stack import FoundationStack
 from stacks.model_build.stack import ModelBuildStack
+from stacks.retrain.stack import RetrainStack
 from stacks.studio.stack import StudioStack
 
 
@@ -50,6 +51,13 @@ class EnvironmentStage(cdk.Stage):
                 approvers=[self.studio.personas.roles[Persona.ML_ENGINEER]] if self.studio is not None else [],
             )
             if config.deploy is not None and self.promotion.stages
+            else None
+        )
+        # The retrain function lives with the build it restarts: here, if this registry feeds a monitored endpoint.
+        monitored = [stage for stage in self.promotion.stages if stage.monitoring is not None]
+        self.retrain = (
+            RetrainStack(self, "Retrain", config=config, foundation=self.foundation, stages=monitored)
+            if monitored
             else None
         )
         self.placeholders = self._placeholders()

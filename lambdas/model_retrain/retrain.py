@@ -2,10 +2,14 @@
 
 Pure of Lambda: the clients are passed in, so tests drive it against a local AWS API server.
 
-- The cooldown is a DynamoDB item per model (``cooldown#<endpoint>``), written with a condition:
-  of several alarms firing together, exactly one wins the write and starts a retrain.
+- "The model" is what the pipeline (``PIPELINE_NAME``) trains: every endpoint it deploys to serves
+  a version of it, so the cooldown is one DynamoDB item per pipeline (``cooldown#<pipeline>``),
+  written with a condition. Of several alarms firing together, on one endpoint or on several
+  (staging and prod drifting on the same traffic), exactly one wins the write and starts a retrain.
 - The execution's description says why (alarm, reason, endpoint, model version, violations file),
-  so the lineage of the model it produces names the drift that caused it.
+  so the lineage of the model it produces names the drift that caused it. The endpoint, the
+  version and the reports' folder come from the alarm's monitoring context (its description), so
+  they are known also when the alarm was forwarded from the endpoint's own account.
 - ``ClientRequestToken`` is the event's id: a redelivered event cannot start a second execution.
 - A rerun of the same event (Lambda's retry after an error, e.g. the notification failed) takes
   its own cooldown again, and finds the execution it already started recorded on the cooldown
@@ -13,6 +17,8 @@ Pure of Lambda: the clients are passed in, so tests drive it against a local AWS
   already makes SageMaker start at most one).
 - A failed start (an AWS error or a timeout, after the client's retries) releases the cooldown it
   took, so the next alarm (or the retry) can try again.
+- An alarm whose context says ``notify`` (data-quality checks other than drift, or an endpoint whose
+  config turns retraining off) is notified and starts nothing.
 """
 
 from __future__ import annotations
@@ -25,9 +31,9 @@ from typing import Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from model_retrain.events import AlarmStateChange, ProcessingJobStateChange, Settings
+from model_retrain.events import AlarmContext, AlarmStateChange, ProcessingJobStateChange, Settings
 
-Action = Literal["started", "start_failed", "skipped_cooldown", "ignored", "monitoring_failed"]
+Action = Literal["started", "start_failed", "skipped_cooldown", "ignored", "notified", "monitoring_failed"]
 
 
 @dataclass(frozen=True)
@@ -72,32 +78,38 @@ class Retrainer:
     # --- events ------------------------------------------------------------------------------
 
     def on_alarm(self, event: AlarmStateChange) -> Decision:
-        """An alarm changed state: retrain on ALARM, unless this model retrained within the cooldown."""
+        """An alarm changed state: retrain on ALARM, unless the model retrained within the cooldown."""
         detail = event.detail
-        model = detail.dimension("EndpointName") or detail.alarm_name
+        context = detail.configuration.context()
+        model = (context.endpoint if context else None) or detail.dimension("Endpoint") or detail.alarm_name
         if detail.state.value != "ALARM":
             return Decision("ignored", model, f"alarm {detail.alarm_name} is {detail.state.value}, not ALARM")
+        why = self._reasons(detail.alarm_name, detail.state.reason, model, context)
+        if context is not None and context.action == "notify":
+            decision = Decision("notified", model, f"notify only (no retrain): {why}")
+            self._notify(decision, subject=f"Monitoring alarm: {detail.alarm_name}")
+            return decision
         now = self.clock()
-        taken, already_started = self._take_cooldown(model, event.id, now)
+        taken, already_started = self._take_cooldown(event.id, now)
         if not taken:
             decision = Decision(
                 "skipped_cooldown",
                 model,
-                f"alarm {detail.alarm_name}: {model} retrained less than {self.settings.cooldown_hours:g} h ago",
+                f"alarm {detail.alarm_name}: {self.settings.pipeline_name} retrained less than "
+                f"{self.settings.cooldown_hours:g} h ago",
             )
             self._notify(decision)
             return decision
-        why = self._reasons(detail.alarm_name, detail.state.reason, model)
         arn = already_started
         if not arn:
             try:
                 arn = self._start(event.id, why)
             except (ClientError, BotoCoreError) as exc:  # BotoCoreError: timeouts and connection errors
-                self._release_cooldown(model, event.id)
+                self._release_cooldown(event.id)
                 failed = Decision("start_failed", model, f"retrain failed to start: {exc}; {why}")
                 self._notify(failed, subject="Retrain FAILED to start")
                 raise RetrainError(failed.reason) from exc
-        self._record_execution(model, event.id, arn)
+        self._record_execution(event.id, arn)
         decision = Decision("started", model, why, arn)
         self._notify(decision)
         return decision
@@ -107,17 +119,23 @@ class Retrainer:
         job = event.detail
         if job.processing_job_status != "Failed":
             return Decision("ignored", job.processing_job_name, f"monitoring job {job.processing_job_status}")
+        schedule = f" (schedule {job.monitoring_schedule_arn})" if job.monitoring_schedule_arn else ""
         decision = Decision(
             "monitoring_failed",
             job.processing_job_name,
-            f"monitoring job {job.processing_job_name} failed: {job.failure_reason or job.exit_message or 'no reason'}",
+            f"monitoring job {job.processing_job_name}{schedule} failed: "
+            f"{job.failure_reason or job.exit_message or 'no reason'}",
         )
         self._notify(decision, subject="Monitoring run FAILED")
         return decision
 
     # --- steps -------------------------------------------------------------------------------
 
-    def _take_cooldown(self, model: str, event_id: str, now: float) -> tuple[bool, str]:
+    @property
+    def _cooldown_key(self) -> dict[str, dict[str, str]]:
+        return {"id": {"S": f"cooldown#{self.settings.pipeline_name}"}}
+
+    def _take_cooldown(self, event_id: str, now: float) -> tuple[bool, str]:
         """Take the model's cooldown for this event.
 
         Returns:
@@ -129,7 +147,7 @@ class Retrainer:
             response = self.dynamodb.put_item(
                 TableName=self.settings.table_name,
                 Item={
-                    "id": {"S": f"cooldown#{model}"},
+                    **self._cooldown_key,
                     "until": {"N": str(until)},
                     "event": {"S": event_id},
                     "expiration": {"N": str(until)},  # the table's TTL attribute cleans it up
@@ -147,21 +165,21 @@ class Retrainer:
         started = old.get("execution", {}).get("S", "") if old.get("execution_event", {}).get("S") == event_id else ""
         return True, started
 
-    def _record_execution(self, model: str, event_id: str, arn: str) -> None:
+    def _record_execution(self, event_id: str, arn: str) -> None:
         """Note on the cooldown item which execution this event started, for a rerun of the event to find."""
         self.dynamodb.update_item(
             TableName=self.settings.table_name,
-            Key={"id": {"S": f"cooldown#{model}"}},
+            Key=self._cooldown_key,
             UpdateExpression="SET #execution = :arn, #execution_event = :event",
             ExpressionAttributeNames={"#execution": "execution", "#execution_event": "execution_event"},
             ExpressionAttributeValues={":arn": {"S": arn}, ":event": {"S": event_id}},
         )
 
-    def _release_cooldown(self, model: str, event_id: str) -> None:
+    def _release_cooldown(self, event_id: str) -> None:
         try:
             self.dynamodb.delete_item(
                 TableName=self.settings.table_name,
-                Key={"id": {"S": f"cooldown#{model}"}},
+                Key=self._cooldown_key,
                 ConditionExpression="#event = :event",
                 ExpressionAttributeNames={"#event": "event"},
                 ExpressionAttributeValues={":event": {"S": event_id}},
@@ -170,44 +188,39 @@ class Retrainer:
             if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                 raise
 
-    def _reasons(self, alarm: str, reason: str, endpoint: str) -> str:
-        parts = [f"alarm {alarm}", f"endpoint {endpoint}", f"model {self._model_version(endpoint)}"]
-        violations = self._latest_violations(endpoint)
-        if violations:
-            parts.append(f"violations {violations}")
+    def _reasons(self, alarm: str, reason: str, endpoint: str, context: AlarmContext | None) -> str:
+        version = context.model_package if context and context.model_package else "unknown"
+        parts = [f"alarm {alarm}", f"endpoint {endpoint}", f"model {version}"]
+        if context is None:
+            parts.append("no monitoring context in the alarm's description")
+        else:
+            parts.insert(1, f"check {context.check}")
+            if context.reports:
+                parts.append(f"violations {self._latest_violations(context.reports)}")
         if reason:
             parts.append(f"reason: {reason}")
         return "; ".join(parts)
 
-    def _model_version(self, endpoint: str) -> str:
-        """The model package behind the endpoint's first variant, or why it is unknown."""
-        try:
-            config = self.sagemaker.describe_endpoint(EndpointName=endpoint)["EndpointConfigName"]
-            variants = self.sagemaker.describe_endpoint_config(EndpointConfigName=config)["ProductionVariants"]
-            model = self.sagemaker.describe_model(ModelName=variants[0]["ModelName"])
-        except (ClientError, KeyError, IndexError) as exc:
-            return f"unknown ({type(exc).__name__})"
-        containers = [model.get("PrimaryContainer", {}), *model.get("Containers", [])]
-        packages = [c["ModelPackageName"] for c in containers if c.get("ModelPackageName")]
-        return packages[0] if packages else str(model.get("ModelName", "unknown"))
+    def _latest_violations(self, reports: str) -> str:
+        """The newest constraint_violations.json under the check's reports folder, as an S3 URI.
 
-    def _latest_violations(self, endpoint: str) -> str:
-        """The newest constraint_violations.json the monitors wrote for this endpoint, as an S3 URI."""
-        bucket = self.settings.monitoring_bucket
-        if self.s3 is None or not bucket:
-            return ""
+        The folder is in the endpoint's monitoring bucket. Where this function may not list it (the
+        endpoint is in another account), the folder itself is recorded, with why.
+        """
+        bucket, _, prefix = reports.removeprefix("s3://").partition("/")
+        if self.s3 is None:
+            return f"{reports} (not listed)"
         newest: tuple[Any, str] | None = None
         try:
-            pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{endpoint}/")
-            for page in pages:
+            for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
                 for item in page.get("Contents", []):
-                    if item["Key"].endswith("constraint_violations.json") and (
-                        newest is None or item["LastModified"] > newest[0]
-                    ):
-                        newest = (item["LastModified"], item["Key"])
-        except ClientError:
-            return ""
-        return f"s3://{bucket}/{newest[1]}" if newest else ""
+                    # Ties (S3 keeps seconds) go to the later key: the folders are the runs' hours.
+                    candidate = (item["LastModified"], item["Key"])
+                    if item["Key"].endswith("constraint_violations.json") and (newest is None or candidate > newest):
+                        newest = candidate
+        except ClientError as exc:
+            return f"{reports} (not listed: {exc.response.get('Error', {}).get('Code', 'error')})"
+        return f"s3://{bucket}/{newest[1]}" if newest else f"{reports} (no report yet)"
 
     def _start(self, event_id: str, why: str) -> str:
         parameters = (
@@ -227,6 +240,7 @@ class Retrainer:
             "started": "Retrain started",
             "skipped_cooldown": "Retrain skipped (cooldown)",
             "monitoring_failed": "Monitoring run FAILED",
+            "notified": "Monitoring alarm",
             "ignored": "Ignored",
         }
         self.sns.publish(

@@ -247,23 +247,37 @@ def check_model_quality(
     # A metric undefined on this sample (r2 of one row) is left out: JSON has no NaN.
     result.scores = {name: value for name, value in result.scores.items() if math.isfinite(value)}
     if evaluation is not None:
-        for name in MONITORED[problem_type]:
-            if name not in result.scores or name not in evaluation.values:
-                continue
-            registered, observed = evaluation.values[name], result.scores[name]
-            if name in LOWER_IS_BETTER:
-                threshold, operator = registered * (1 + tolerance), "GreaterThanThreshold"
-                violated = observed > threshold
-            else:
-                threshold, operator = registered * (1 - tolerance), "LessThanThreshold"
-                violated = observed < threshold
-            if violated:
-                result.violations.append(
-                    QualityViolation(
-                        name,
-                        operator,
-                        f"Metric {name} with {observed:.6g} was {operator} {threshold:.6g} (registered "
-                        f"{registered:.6g}, tolerance {tolerance * 100:g}%; {len(y_true)} labelled rows).",
-                    )
-                )
+        result.violations = compare_with_evaluation(result.scores, evaluation, problem_type, tolerance, len(y_true))
     return result
+
+
+def compare_with_evaluation(
+    scores: dict[str, float], evaluation: Evaluation, problem_type: ProblemType, tolerance: float, rows: int
+) -> list[QualityViolation]:
+    """The judged metrics that are worse than the registered evaluation's by more than ``tolerance``.
+
+    An error metric (rmse, mae) violates ``GreaterThanThreshold`` above ``registered * (1 + tolerance)``,
+    a score ``LessThanThreshold`` below ``registered * (1 - tolerance)``: the thresholds the deploy writes
+    into Model Monitor's model-quality constraints (lambdas/monitoring_baseline), so both engines agree.
+    """
+    violations = []
+    for name in MONITORED[problem_type]:
+        if name not in scores or name not in evaluation.values:
+            continue
+        registered, observed = evaluation.values[name], scores[name]
+        if name in LOWER_IS_BETTER:
+            threshold, operator = registered * (1 + tolerance), "GreaterThanThreshold"
+            violated = observed > threshold
+        else:
+            threshold, operator = registered * (1 - tolerance), "LessThanThreshold"
+            violated = observed < threshold
+        if violated:
+            violations.append(
+                QualityViolation(
+                    name,
+                    operator,
+                    f"Metric {name} with {observed:.6g} was {operator} {threshold:.6g} (registered "
+                    f"{registered:.6g}, tolerance {tolerance * 100:g}%; {rows} labelled rows).",
+                )
+            )
+    return violations

@@ -60,6 +60,12 @@ _PERSONA_POLICIES = ("Personas/DataScientistPolicy/Resource", "Personas/MlEngine
 _SAGEMAKER_ARN = "arn:aws:sagemaker:{region}:{account}"
 _IAM5 = f"{AWS_SOLUTIONS}-IAM5"
 
+_EVENT_DLQ_ENCRYPTION = (
+    "Encrypted at rest with SQS-managed keys (SqsManagedSseEnabled); the check recognizes KMS keys only. "
+    "EventBridge sends to its dead-letter queue as itself, which a KMS-encrypted queue allows only if the key "
+    "policy admits events.amazonaws.com, and the data key admits no AWS service but CloudWatch Logs."
+)
+
 _CDK_PROVIDER_HANDLERS = (
     "Custom::S3AutoDeleteObjectsCustomResourceProvider/Handler",
     "Custom::VpcRestrictDefaultSGCustomResourceProvider/Handler",
@@ -498,6 +504,183 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
             "exclusions); instance endpoints' models are isolated, in the private subnets."
         ),
         only_if=lambda config: config.endpoint is not None and config.endpoint.kind == "serverless",
+    ),
+    # --- Monitoring (Endpoint stack) and retraining (Retrain stack) ----------------------------
+    Acknowledgment(
+        stack="Endpoint",
+        paths=(
+            "Monitoring/Baseline/Function/Python/Function/Resource",
+            "Monitoring/Platform/Launcher/Python/Function/Resource",
+            "Monitoring/Results/Function/Python/Function/Resource",
+        ),
+        findings=(f"{NIST}-LambdaInsideVPC", f"{HIPAA}-LambdaInsideVPC", f"{CHECKOV}CKV_AWS_117"),
+        reason=(
+            "These functions call AWS APIs only (S3, SageMaker, CloudWatch), with signed requests, and reach "
+            "nothing inside the VPC; AWS's Lambda documentation advises against attaching a function to a VPC it "
+            "does not need. The baseline function must also read the source environment's artifacts bucket, "
+            "which the private subnets' S3 endpoint (this environment's buckets only) would refuse. The data "
+            "itself is processed by the monitoring jobs, which run in the private subnets with network isolation."
+        ),
+    ),
+    Acknowledgment(
+        stack="Retrain",
+        paths=("ModelRetrain/Function/Python/Function/Resource",),
+        findings=(f"{NIST}-LambdaInsideVPC", f"{HIPAA}-LambdaInsideVPC", f"{CHECKOV}CKV_AWS_117"),
+        reason=(
+            "The retrain function calls SageMaker, DynamoDB, SNS and S3 only, with signed requests, and reaches "
+            "nothing inside the VPC; the private subnets have no route out and no DynamoDB or SNS endpoint, and "
+            "AWS's Lambda documentation advises against attaching a function to a VPC it does not need."
+        ),
+    ),
+    Acknowledgment(
+        stack="Endpoint",
+        paths=(
+            "Monitoring/Baseline/Function/Policy/Resource",
+            "Monitoring/Platform/Launcher/Policy/Resource",
+            "Monitoring/Results/Function/Policy/Resource",
+            "Monitoring/JobRole/Policy/Resource",
+        ),
+        findings=(f"{_IAM5}[Resource::*]",),
+        reason=(
+            "Only xray:PutTraceSegments and xray:PutTelemetryRecords (the functions' traces), "
+            "cloudwatch:PutMetricData (limited by condition to the platform's monitoring namespace, or to Model "
+            "Monitor's two), ecr:GetAuthorizationToken and the jobs' ec2:Describe* calls use Resource '*': IAM "
+            "has no resource-level permissions for them."
+        ),
+    ),
+    Acknowledgment(
+        stack="Retrain",
+        paths=("ModelRetrain/Function/Policy/Resource",),
+        findings=(f"{_IAM5}[Resource::*]",),
+        reason=(
+            "Only xray:PutTraceSegments and xray:PutTelemetryRecords (the function's traces) use Resource '*': "
+            "X-Ray has no resource-level permissions for them. Everything else names its pipeline, table and topic."
+        ),
+    ),
+    Acknowledgment(
+        stack="Endpoint",
+        paths=("Monitoring/Baseline/Function/Policy/Resource",),
+        findings=(
+            f"{_IAM5}[Resource::arn:aws:sagemaker:{{source_region}}:{{source_account}}:model-package/{{source_models}}/*]",
+            f"{_IAM5}[Resource::arn:aws:s3:::{{source_prefix}}-artifacts-{{source_account}}-{{source_region}}/"
+            "{source_prefix}-model-build/*]",
+            f"{_IAM5}[Resource::arn:aws:kms:{{source_region}}:{{source_account}}:key/*]",
+            f"{_IAM5}[Resource::arn:aws:s3:::{{prefix}}-monitoring-{{account}}-{{region}}/baselines/{{prefix}}-endpoint/*]",
+        ),
+        reason=(
+            "At each deploy it reads the served version of the registry that deploys here (the source "
+            "environment's model package group, versions numbered by SageMaker), that version's files under the "
+            "source's model-build prefix, and decrypts them with the source's data key, named by its alias "
+            "(kms:ResourceAliases: its id is random and in another stack or account); it writes only under this "
+            "endpoint's baselines/ folder of its own monitoring bucket, one folder per deploy."
+        ),
+    ),
+    Acknowledgment(
+        stack="Endpoint",
+        paths=("Monitoring/JobRole/Policy/Resource",),
+        findings=(
+            *(
+                f"{_IAM5}[Resource::arn:aws:s3:::{{prefix}}-monitoring-{{account}}-{{region}}/{folder}/{{prefix}}-endpoint/*]"
+                for folder in ("capture", "ground-truth", "baselines", "reports")
+            ),
+            f"{_IAM5}[Resource::arn:aws:ec2:{{region}}:{{account}}:network-interface/*]",
+        ),
+        reason=(
+            "The monitoring jobs read this endpoint's captured data, ground truth and copied baselines, and write "
+            "its reports, each under the endpoint's own folder of this environment's monitoring bucket (objects "
+            "named by SageMaker's capture, by the labeller and by the runs' hours); their network interfaces, "
+            "whose ids EC2 chooses, are limited to this environment's VPC by an ec2:Vpc condition."
+        ),
+    ),
+    Acknowledgment(
+        stack="Endpoint",
+        paths=("Monitoring/JobRole/Policy/Resource",),
+        findings=(
+            f"{_IAM5}[Resource::arn:aws:logs:{{region}}:{{account}}:log-group:/aws/sagemaker/ProcessingJobs:"
+            "log-stream:{prefix}-monitor-*]",
+        ),
+        reason=(
+            "The platform engine's jobs are named <prefix>-monitor-<check>-<hour> by the launcher; their log "
+            "streams are named after them in SageMaker's account-wide group. No other environment's jobs match."
+        ),
+        only_if=lambda config: config.monitoring is not None and config.monitoring.engine.value == "platform",
+    ),
+    Acknowledgment(
+        stack="Endpoint",
+        paths=("Monitoring/JobRole/Policy/Resource",),
+        findings=(
+            f"{_IAM5}[Resource::arn:aws:logs:{{region}}:{{account}}:log-group:/aws/sagemaker/ProcessingJobs:"
+            "log-stream:model-monitoring-*]",
+            f"{_IAM5}[Resource::arn:aws:logs:{{region}}:{{account}}:log-group:/aws/sagemaker/ProcessingJobs:"
+            "log-stream:groundtruth-merge-*]",
+        ),
+        reason=(
+            "Model Monitor names its executions itself (model-monitoring-<time>-<hash>, and groundtruth-merge-... "
+            "for model quality's merge): a schedule cannot give them this environment's prefix, so their log "
+            "streams can only be named by these prefixes. The role writes log events only; it reads no logs."
+        ),
+        only_if=lambda config: config.monitoring is not None and config.monitoring.engine.value == "model_monitor",
+    ),
+    Acknowledgment(
+        stack="Endpoint",
+        paths=("Monitoring/Platform/Launcher/Policy/Resource",),
+        findings=(f"{_IAM5}[Resource::{_SAGEMAKER_ARN}:processing-job/{{prefix}}-monitor-*]",),
+        reason=(
+            "The launcher names each job <prefix>-monitor-<check>-<hour> at run time; creation also requires, by "
+            "IAM condition, this environment's subnets and the endpoint's security group, network isolation, "
+            "encryption between instances and the data key on volume and output."
+        ),
+    ),
+    Acknowledgment(
+        stack="Endpoint",
+        paths=("Monitoring/Results/Function/Policy/Resource",),
+        findings=(
+            f"{_IAM5}[Resource::arn:aws:s3:::{{prefix}}-monitoring-{{account}}-{{region}}/reports/{{prefix}}-endpoint/*]",
+        ),
+        reason=(
+            "It reads the reports of this endpoint's runs, filed by schedule and hour under the endpoint's own "
+            "reports/ folder of this environment's monitoring bucket; it writes nothing there."
+        ),
+    ),
+    Acknowledgment(
+        stack="Endpoint",
+        paths=("Monitoring/Results/Undelivered/Resource", "Monitoring/ForwardToSource/Undelivered/Resource"),
+        findings=(f"{AWS_SOLUTIONS}-SQS3",),
+        reason=(
+            "This queue is itself a dead-letter queue: EventBridge's, for events it could not deliver to the "
+            "rule's target (the pack recognizes only queues named in another queue's redrive policy)."
+        ),
+    ),
+    Acknowledgment(
+        stack="Endpoint",
+        paths=("Monitoring/Results/Undelivered/Resource", "Monitoring/ForwardToSource/Undelivered/Resource"),
+        findings=(f"{CHECKOV}CKV_AWS_27",),
+        reason=_EVENT_DLQ_ENCRYPTION,
+    ),
+    Acknowledgment(
+        stack="Retrain",
+        paths=("ModelRetrain/Undelivered/Resource",),
+        findings=(f"{AWS_SOLUTIONS}-SQS3",),
+        reason=(
+            "This queue is itself a dead-letter queue: EventBridge's, for events it could not deliver to the "
+            "retrain function (the pack recognizes only queues named in another queue's redrive policy)."
+        ),
+    ),
+    Acknowledgment(
+        stack="Retrain",
+        paths=("ModelRetrain/Undelivered/Resource",),
+        findings=(f"{CHECKOV}CKV_AWS_27",),
+        reason=_EVENT_DLQ_ENCRYPTION,
+    ),
+    Acknowledgment(
+        stack="Retrain",
+        paths=("ModelRetrain/Table/Resource",),
+        findings=(f"{NIST}-DynamoDBInBackupPlan", f"{HIPAA}-DynamoDBInBackupPlan"),
+        reason=(
+            "The table holds only cooldowns and idempotency records, each expiring (TTL) within the cooldown or a "
+            "day; point-in-time recovery is on. Losing it costs at most one extra retrain, which the pipeline's "
+            "own approval gate still stops before any deployment."
+        ),
     ),
     # --- Foundation ---------------------------------------------------------------------------
     Acknowledgment(

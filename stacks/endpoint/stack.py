@@ -15,6 +15,7 @@ from stacks.endpoint.hosting import Hosting, RollbackAlarms
 from stacks.endpoint.package import DeployedPackage
 from stacks.foundation.discovery import DiscoveryParameters
 from stacks.foundation.stack import FoundationStack
+from stacks.monitoring.construct import EndpointMonitoring
 from stacks.platform_stack import PlatformStack, encrypted_log_group
 
 
@@ -88,3 +89,16 @@ class EndpointStack(PlatformStack):
             prefix=config.discovery_parameter("endpoint"),
             values={"name": config.endpoint_name, "stack-name": self.stack_name},
         )
+        if config.monitoring is not None:
+            self.monitoring = EndpointMonitoring(
+                self,
+                "Monitoring",
+                config=config,
+                foundation=foundation,
+                package=self.package,
+                promotion=promotion,
+                security_group=self.security_group,
+                endpoint=self.hosting.endpoint,
+                deploy_policy=self.access.cloudformation_policy,
+                alarm_topic=self.hosting.alarm_topic.topic,
+            )

@@ -23,12 +23,15 @@ ROOT = Path(__file__).resolve().parents[2]
 CDK = ROOT / "node_modules" / ".bin" / "cdk"
 ENVIRONMENTS = ("dev", "staging", "prod", "qa")
 STACKS = ("Foundation", "Studio", "ModelBuild", "Endpoint")
-# Environments whose registry deploys (a deploy section) also hold the deploy.
+# Environments whose registry deploys (a deploy section) also hold the deploy; dev's feeds the monitored
+# staging and prod endpoints, so dev also holds their retrain function.
 DEPLOYING = {"dev", "qa"}
+RETRAINING = {"dev"}
 
 
 def stacks_of(environment: str) -> list[str]:
-    return [f"{environment}/{stack}" for stack in (*STACKS, *(["Deploy"] if environment in DEPLOYING else []))]
+    extra = [*(["Deploy"] if environment in DEPLOYING else []), *(["Retrain"] if environment in RETRAINING else [])]
+    return [f"{environment}/{stack}" for stack in (*STACKS, *extra)]
 
 
 OFFLINE = {

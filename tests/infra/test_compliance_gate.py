@@ -10,7 +10,7 @@ from aws_cdk import aws_s3 as s3
 
 import app as entry
 from stacks.compliance.acknowledgments import ACKNOWLEDGMENTS, all_pairs
-from stacks.config import load_config
+from stacks.config import load_config, load_promotions
 from stacks.stage import EnvironmentStage
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,7 +29,8 @@ def test_every_acknowledgment_has_a_reason() -> None:
 
 def test_an_unacknowledged_finding_fails_synth(tmp_path: Path) -> None:
     app = entry.create_app(outdir=str(tmp_path), context=entry.cdk_json_context())
-    stage = EnvironmentStage(app, load_config(ROOT / "config" / "staging.yaml"))
+    promotion = load_promotions(ROOT / "config")["staging"]  # dev's registry deploys to staging's endpoint
+    stage = EnvironmentStage(app, load_config(ROOT / "config" / "staging.yaml"), promotion)
     # An unencrypted, unlogged, unversioned bucket: several packs must object.
     s3.CfnBucket(stage.foundation, "NonCompliant")
     with pytest.raises(RuntimeError, match="ValidationFailed"):
@@ -127,14 +128,17 @@ RESOURCE_STAR_ALLOWED: dict[str, str] = {
             "DescribeSecurityGroups",
         )
     },
-    "cloudwatch:PutMetricData": "takes no resource; limited by condition to SageMaker's metric namespaces",
+    "cloudwatch:PutMetricData": (
+        "takes no resource; limited by condition to SageMaker's metric namespaces, or to the platform's "
+        "monitoring namespace"
+    ),
     **{
         f"states:{name}": "takes a task token, not a resource; who may decide is whoever may read the token"
         for name in ("SendTaskSuccess", "SendTaskFailure")
     },
     # Step Functions' documented logging and tracing policy (CDK grants it to a state machine's role).
     **{
-        action: "Step Functions' log delivery and X-Ray calls take no resource"
+        action: "log delivery and X-Ray calls take no resource (Step Functions', and the platform's functions' traces)"
         for action in (
             "logs:CreateLogDelivery",
             "logs:GetLogDelivery",

@@ -36,7 +36,10 @@ POLICY_PROPERTIES = {
     "AWS::KMS::Key": ("KeyPolicy",),
     "AWS::SQS::QueuePolicy": ("PolicyDocument",),
     "AWS::SageMaker::ModelPackageGroup": ("ModelPackageGroupPolicy",),
+    "AWS::SNS::TopicPolicy": ("PolicyDocument",),
 }
+# Resource types whose property is one statement (not a document).
+STATEMENT_PROPERTIES = {"AWS::Events::EventBusPolicy": "Statement"}
 
 # Services whose role trust supports aws:SourceAccount (and which ones we also pin by aws:SourceArn).
 TRUST_SOURCE_ACCOUNT = {
@@ -46,12 +49,14 @@ TRUST_SOURCE_ACCOUNT = {
     "events.amazonaws.com",
     "vpc-flow-logs.amazonaws.com",
     "states.amazonaws.com",
+    "scheduler.amazonaws.com",
 }
 TRUST_SOURCE_ARN = {
     "codebuild.amazonaws.com",
     "codepipeline.amazonaws.com",
     "vpc-flow-logs.amazonaws.com",
     "states.amazonaws.com",
+    "scheduler.amazonaws.com",
 }
 # Lambda documents no aws:SourceAccount/aws:SourceArn for assuming a function's execution role (its
 # lambda:SourceFunctionArn key is for identity policies): each function has a role of its own instead.
@@ -99,6 +104,8 @@ def _statements(template: dict) -> Iterator[tuple[str, str, dict]]:
             if key in props:
                 for statement in _as_list(props[key]["Statement"]):
                     yield logical_id, "policy", statement
+        if resource["Type"] in STATEMENT_PROPERTIES:
+            yield logical_id, "policy", props[STATEMENT_PROPERTIES[resource["Type"]]]
         if resource["Type"] == "AWS::IAM::Role":
             for statement in props["AssumeRolePolicyDocument"]["Statement"]:
                 yield logical_id, "trust", statement

@@ -561,6 +561,41 @@ def test_monitoring_without_captured_traffic_is_refused(tmp_path: Path, change, 
     assert fields in message and problem in message
 
 
+def _monitored() -> dict:
+    data = yaml.safe_load((ROOT / "config" / "staging.yaml").read_text())
+    data["name"] = "dev"  # written as dev.yaml by _error
+    return data
+
+
+@pytest.mark.parametrize(
+    ("value", "field", "problem"),
+    [
+        ({"max_quality_degradation": 1.0}, "monitoring.max_quality_degradation", "less than 1"),
+        ({"ground_truth_delay_hours": 121}, "monitoring.ground_truth_delay_hours", "less than or equal to 120"),
+        ({"ground_truth_delay_hours": 0}, "monitoring.ground_truth_delay_hours", "greater than or equal to 1"),
+        ({"schedule": "weekly"}, "monitoring.schedule", "'hourly' or 'daily'"),
+        ({"engine": "evidently"}, "monitoring.engine", "'platform' or 'model_monitor'"),
+    ],
+)
+def test_bad_monitoring_settings_are_named(tmp_path: Path, value: dict, field: str, problem: str) -> None:
+    data = _monitored()
+    data["monitoring"] = {**data["monitoring"], **value}
+    message = _error(tmp_path, data)
+    assert field in message and problem in message
+
+
+def test_monitoring_checks_and_period_follow_the_config(tmp_path: Path) -> None:
+    data = _monitored()
+    data["monitoring"] = {"engine": "platform", "schedule": "daily", "model_quality": True}
+    monitoring = load_config(_write(tmp_path, data)).monitoring
+    assert monitoring is not None
+    assert (monitoring.checks, monitoring.period_hours) == (("data-quality", "model-quality"), 24)
+    data["monitoring"] = {}
+    monitoring = load_config(_write(tmp_path, data)).monitoring
+    assert monitoring is not None and (monitoring.checks, monitoring.period_hours) == (("data-quality",), 1)
+    assert monitoring.engine == "platform" and monitoring.retrain is True
+
+
 @pytest.mark.parametrize(
     ("section", "value", "field", "problem"),
     [
@@ -651,6 +686,10 @@ def _folder(tmp_path: Path, **changes: dict) -> Path:
     [
         ({"dev": {"deploy": {"stages": ["dev", "uat"]}}}, "no environment 'uat' (environments: dev, staging, prod)"),
         ({"staging": {"endpoint": None, "monitoring": None}}, "staging has no endpoint section to deploy to"),
+        (
+            {"dev": {"deploy": {"stages": ["dev", "prod"]}}},
+            "monitoring: no registry deploys to staging, so nothing would be monitored",
+        ),
         (
             {"prod": {"deploy": {"stages": ["prod"]}}},
             "prod is already deployed to by dev; an endpoint has one registry",

@@ -15,6 +15,7 @@ import socket
 import ssl
 import sys
 import threading
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -175,3 +176,85 @@ class LambdaContextStandIn:
 @pytest.fixture
 def lambda_context() -> LambdaContextStandIn:
     return LambdaContextStandIn()
+
+
+def set_environment(monkeypatch: pytest.MonkeyPatch, moto_endpoint: str, values: dict[str, str]) -> None:
+    """A function's environment as Lambda gives it, its AWS calls pointed at the moto server."""
+    for name, value in {
+        **values,
+        "AWS_ENDPOINT_URL": moto_endpoint,
+        "AWS_DEFAULT_REGION": "eu-west-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_METRICS_NAMESPACE": "AWS-MLOps",
+    }.items():
+        monkeypatch.setenv(name, value)
+
+
+def processing_job_state_change(detail: dict, status: str = "Completed", account: str = "123456789012") -> dict:
+    """EventBridge's "SageMaker Processing Job State Change" for a job's description (DescribeProcessingJob's
+    fields; SageMaker gives times as epoch milliseconds)."""
+    body = {
+        k: (int(v.timestamp() * 1000) if isinstance(v, datetime.datetime) else v)
+        for k, v in detail.items()
+        if k != "ResponseMetadata"
+    }
+    body["ProcessingJobStatus"] = status
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "SageMaker Processing Job State Change",
+        "source": "aws.sagemaker",
+        "account": account,
+        "time": "2026-11-23T10:25:00Z",
+        "region": "eu-west-1",
+        "resources": [detail.get("ProcessingJobArn", "")],
+        "detail": body,
+    }
+
+
+def without_monitoring(template: dict, stage: object) -> dict:
+    """An endpoint template without its monitoring (``stacks/monitoring``), for moto's CloudFormation.
+
+    moto cannot create the monitoring's functions (their code is an asset in the CDK bootstrap bucket,
+    their layer an SSM parameter under AWS's reserved /aws/ names) nor run its custom resource. Removed:
+    the resources of ``stage.endpoint.monitoring``, the statements of other policies that name them (the
+    deploy role's monitoring grants), and the parameters nothing refers to any more, except those a deploy
+    sets (they stay, so the deploy's parameters are the template's).
+    """
+    import json
+
+    import aws_cdk as cdk
+
+    from stacks.endpoint.package import PARAMETERS
+
+    out = json.loads(json.dumps(template))
+    monitoring = getattr(stage.endpoint, "monitoring", None)  # type: ignore[attr-defined]
+    if monitoring is None:
+        return out
+    stack = cdk.Stack.of(monitoring)
+    removed = {stack.resolve(c.logical_id) for c in monitoring.node.find_all() if isinstance(c, cdk.CfnResource)}
+    out["Resources"] = {lid: r for lid, r in out["Resources"].items() if lid not in removed}
+
+    def names_removed(value: object) -> bool:
+        text = json.dumps(value)
+        return any(f'"Ref": "{lid}"' in text or f'["{lid}", ' in text for lid in removed)
+
+    for resource in out["Resources"].values():
+        document = resource.get("Properties", {}).get("PolicyDocument")
+        if isinstance(document, dict):
+            document["Statement"] = [s for s in document["Statement"] if not names_removed(s)]
+        if "DependsOn" in resource:
+            kept = [d for d in resource["DependsOn"] if d not in removed]
+            if kept:
+                resource["DependsOn"] = kept
+            else:
+                del resource["DependsOn"]
+    text = json.dumps(out["Resources"])
+    out["Parameters"] = {
+        name: p
+        for name, p in out.get("Parameters", {}).items()
+        if name in PARAMETERS or name == "BootstrapVersion" or f'"Ref": "{name}"' in text
+    }
+    return out

@@ -41,6 +41,7 @@ from pipelines import approve
 from stacks.config import load_config
 from tests.conftest import ROOT
 from tests.integration.conftest import REGION, aws_client
+from tests.integration.lambdas.conftest import without_monitoring
 from tools.local_endpoint import LocalRuntime
 
 ACCOUNT = "123456789012"  # moto's account
@@ -172,7 +173,8 @@ def _build(endpoint: str, c: dict[str, Any], app, server_port: int) -> World:
     monitoring = "mlops-staging-monitoring-123456789012-eu-west-1"
     for bucket in (monitoring, ARTIFACTS):
         c["s3"].create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
-    template = json.loads(json.dumps(app.templates["staging"]["Endpoint"]))
+    # The monitoring is not what the deploy functions act on, and moto cannot create it.
+    template = without_monitoring(app.templates["staging"]["Endpoint"], app.stages["staging"])
     for resource in template["Resources"].values():
         resource.get("Properties", {}).pop("Tags", None)  # moto cannot create tagged KMS keys from a template
     values = {

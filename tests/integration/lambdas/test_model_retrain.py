@@ -10,7 +10,6 @@ subscribed to the topic.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import uuid
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ from model_retrain.retrain import Retrainer, RetrainError
 
 from tests.integration.conftest import REGION, aws_client
 from tests.integration.faults import FaultInjector, capped_backoff, server_error, throttling
+from tests.integration.lambdas.conftest import LambdaContextStandIn, set_environment
 
 ENDPOINT = "mlops-dev-endpoint"
 PIPELINE = "mlops-dev-model-build"
@@ -48,6 +48,7 @@ class World:
     s3: Any
     queue_url: str
     package_arn: str
+    reports: str  # the check's reports folder, as the alarm's context names it
 
     def retrainer(self, clock: float = 1_800_000_000.0, sagemaker: Any = None) -> Retrainer:
         return Retrainer(
@@ -60,7 +61,8 @@ class World:
         )
 
     def executions(self) -> list[dict]:
-        return self.sagemaker.list_pipeline_executions(PipelineName=PIPELINE)["PipelineExecutionSummaries"]
+        pipeline = self.settings.pipeline_name
+        return self.sagemaker.list_pipeline_executions(PipelineName=pipeline)["PipelineExecutionSummaries"]
 
     def notifications(self) -> list[dict]:
         sqs = _client("sqs", self.endpoint)
@@ -75,13 +77,13 @@ class World:
 
 @pytest.fixture
 def world(moto_endpoint: str) -> Iterator[World]:
-    """A pipeline, an endpoint serving a registered model package, a violations file, a table and a topic."""
+    """A pipeline, a registered model package, an endpoint's reports with a violations file, a table and a topic."""
     tag = uuid.uuid4().hex[:8]
     sagemaker, dynamodb = _client("sagemaker", moto_endpoint), _client("dynamodb", moto_endpoint)
     sns, s3, sqs = _client("sns", moto_endpoint), _client("s3", moto_endpoint), _client("sqs", moto_endpoint)
     role = f"arn:aws:iam::{ACCOUNT}:role/pipeline"
-    with contextlib.suppress(sagemaker.exceptions.ClientError):  # created by an earlier test on this server
-        sagemaker.create_pipeline(PipelineName=PIPELINE, PipelineDefinition=json.dumps({"Steps": []}), RoleArn=role)
+    pipeline = f"{PIPELINE}-{tag}"
+    sagemaker.create_pipeline(PipelineName=pipeline, PipelineDefinition=json.dumps({"Steps": []}), RoleArn=role)
     group = f"models-{tag}"
     sagemaker.create_model_package_group(ModelPackageGroupName=group)
     package = sagemaker.create_model_package(
@@ -93,21 +95,6 @@ def world(moto_endpoint: str) -> Iterator[World]:
         },
     )["ModelPackageArn"]
     endpoint = f"{ENDPOINT}-{tag}"
-    sagemaker.create_model(
-        ModelName=f"model-{tag}", PrimaryContainer={"ModelPackageName": package}, ExecutionRoleArn=role
-    )
-    sagemaker.create_endpoint_config(
-        EndpointConfigName=f"config-{tag}",
-        ProductionVariants=[
-            {
-                "VariantName": "live",
-                "ModelName": f"model-{tag}",
-                "InstanceType": "ml.m5.large",
-                "InitialInstanceCount": 1,
-            }
-        ],
-    )
-    sagemaker.create_endpoint(EndpointName=endpoint, EndpointConfigName=f"config-{tag}")
     table = f"retrain-{tag}"
     dynamodb.create_table(
         TableName=table,
@@ -117,28 +104,42 @@ def world(moto_endpoint: str) -> Iterator[World]:
     )
     bucket = f"monitoring-{tag}"
     s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
-    violations = f"{endpoint}/data-quality/2026/11/23/10/constraint_violations.json"
-    s3.put_object(Bucket=bucket, Key=violations, Body=b'{"violations": []}')
+    reports = f"s3://{bucket}/reports/{endpoint}/mlops-dev-data-quality/"
+    for hour in ("09", "10"):  # the newer one is the one recorded
+        key = f"reports/{endpoint}/mlops-dev-data-quality/2026/11/23/{hour}/constraint_violations.json"
+        s3.put_object(Bucket=bucket, Key=key, Body=b'{"violations": []}')
     topic = sns.create_topic(Name=f"retrain-{tag}")["TopicArn"]
     queue_url = sqs.create_queue(QueueName=f"notes-{tag}")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
     config = Settings.model_validate(
+        {"PIPELINE_NAME": pipeline, "TOPIC_ARN": topic, "TABLE_NAME": table, "COOLDOWN_HOURS": "24"}
+    )
+    yield World(moto_endpoint, endpoint, config, sagemaker, dynamodb, sns, s3, queue_url, package, reports)
+
+
+def context(world: World, *, action: str = "retrain", check: str = "data-quality", endpoint: str = "") -> str:
+    """The alarm description stacks/monitoring writes: the monitoring context, as JSON."""
+    return json.dumps(
         {
-            "PIPELINE_NAME": PIPELINE,
-            "TOPIC_ARN": topic,
-            "TABLE_NAME": table,
-            "COOLDOWN_HOURS": "24",
-            "MONITORING_BUCKET": bucket,
+            "endpoint": endpoint or world.model_endpoint,
+            "check": check,
+            "model_package": world.package_arn,
+            "reports": world.reports,
+            "action": action,
         }
     )
-    yield World(moto_endpoint, endpoint, config, sagemaker, dynamodb, sns, s3, queue_url, package)
 
 
 def alarm_event(
-    endpoint: str, *, state: str = "ALARM", alarm: str = "mlops-dev-drift-length", event_id: str = ""
+    endpoint: str,
+    *,
+    state: str = "ALARM",
+    alarm: str = "mlops-dev-monitoring-drift",
+    event_id: str = "",
+    description: str = "",
 ) -> dict:
-    """An alarm state change as EventBridge delivers it (metric alarm on one endpoint's drift metric)."""
+    """An alarm state change as EventBridge delivers it (a metric alarm on one endpoint's violation count)."""
     return {
         "version": "0",
         "id": event_id or str(uuid.uuid4()),
@@ -152,40 +153,43 @@ def alarm_event(
             "alarmName": alarm,
             "state": {
                 "value": state,
-                "reason": "Threshold Crossed: 1 datapoint [0.31] was greater than the threshold (0.1).",
+                "reason": "Threshold Crossed: 1 datapoint [2.0] was greater than or equal to the threshold (1.0).",
                 "timestamp": "2026-11-23T10:05:00.000+0000",
             },
             "previousState": {"value": "OK", "reason": "", "timestamp": "2026-11-23T09:05:00.000+0000"},
             "configuration": {
+                "description": description,
                 "metrics": [
                     {
                         "id": "m1",
                         "metricStat": {
                             "metric": {
                                 "namespace": "AWS-MLOps/Monitoring",
-                                "name": "feature_baseline_drift_length",
-                                "dimensions": {"EndpointName": endpoint, "MonitoringSchedule": "data-quality"},
+                                "name": "baseline_drift_violations",
+                                "dimensions": {"Endpoint": endpoint, "MonitoringSchedule": "mlops-dev-data-quality"},
                             },
                             "period": 3600,
                             "stat": "Maximum",
                         },
                         "returnData": True,
                     }
-                ]
+                ],
             },
         },
     }
 
 
 def test_an_alarm_starts_one_retrain_that_records_why(world: World) -> None:
-    decision = world.retrainer().on_alarm(_parse(alarm_event(world.model_endpoint)))
-    assert decision.action == "started"
+    event = alarm_event(world.model_endpoint, description=context(world))
+    decision = world.retrainer().on_alarm(_parse(event))
+    assert decision.action == "started" and decision.model == world.model_endpoint
     assert decision.execution_arn in [e["PipelineExecutionArn"] for e in world.executions()]
     described = world.sagemaker.describe_pipeline_execution(PipelineExecutionArn=decision.execution_arn)
     description = described["PipelineExecutionDescription"]
-    assert "alarm mlops-dev-drift-length" in description
+    assert "alarm mlops-dev-monitoring-drift" in description and "check data-quality" in description
     assert f"model {world.package_arn}" in description
-    assert f"s3://{world.settings.monitoring_bucket}/" in description and "constraint_violations.json" in description
+    # The newest report of the alarm's check, found by listing its folder.
+    assert f"violations {world.reports}2026/11/23/10/constraint_violations.json" in description
     (note,) = world.notifications()
     assert note["action"] == "started" and note["execution_arn"] == decision.execution_arn
 
@@ -201,28 +205,71 @@ def _parse(event: dict) -> AlarmStateChange:
 def test_alarms_within_the_cooldown_start_nothing_more_and_say_so(world: World) -> None:
     endpoint = _endpoint(world)
     before = len(world.executions())
-    first = world.retrainer().on_alarm(_parse(alarm_event(endpoint)))
+    first = world.retrainer().on_alarm(_parse(alarm_event(endpoint, description=context(world))))
     second = world.retrainer(clock=1_800_000_000.0 + 3600).on_alarm(
-        _parse(alarm_event(endpoint, alarm="mlops-dev-quality-rmse"))
+        _parse(
+            alarm_event(
+                endpoint, alarm="mlops-dev-monitoring-model-quality", description=context(world, check="model-quality")
+            )
+        )
     )
     assert (first.action, second.action) == ("started", "skipped_cooldown")
     assert len(world.executions()) == before + 1
     assert [n["action"] for n in world.notifications()] == ["started", "skipped_cooldown"]
     # After the cooldown, the next alarm retrains again.
-    third = world.retrainer(clock=1_800_000_000.0 + 25 * 3600).on_alarm(_parse(alarm_event(endpoint)))
+    third = world.retrainer(clock=1_800_000_000.0 + 25 * 3600).on_alarm(
+        _parse(alarm_event(endpoint, description=context(world)))
+    )
     assert third.action == "started" and len(world.executions()) == before + 2
 
 
-def test_alarms_on_different_endpoints_each_retrain(world: World) -> None:
-    one = world.retrainer().on_alarm(_parse(alarm_event(_endpoint(world))))
-    other = world.retrainer().on_alarm(_parse(alarm_event("another-endpoint")))
-    assert (one.action, other.action) == ("started", "started")
-    assert "model unknown" in other.reason  # no such endpoint: the lineage says so instead of guessing
+def test_two_endpoints_of_one_build_drifting_together_start_one_retrain(world: World) -> None:
+    # Staging and prod serve versions of the same build: one retrain produces the next version of both.
+    staging = world.retrainer().on_alarm(_parse(alarm_event(_endpoint(world), description=context(world))))
+    prod = world.retrainer().on_alarm(
+        _parse(alarm_event("mlops-prod-endpoint", description=context(world, endpoint="mlops-prod-endpoint")))
+    )
+    assert (staging.action, prod.action) == ("started", "skipped_cooldown")
+    assert prod.model == "mlops-prod-endpoint" and len(world.executions()) == 1
+
+
+def test_a_notify_only_alarm_notifies_and_starts_nothing(world: World) -> None:
+    event = alarm_event(
+        _endpoint(world), alarm="mlops-dev-monitoring-data-quality", description=context(world, action="notify")
+    )
+    decision = world.retrainer().on_alarm(_parse(event))
+    assert decision.action == "notified" and "notify only" in decision.reason
+    assert world.executions() == []
+    (note,) = world.notifications()
+    assert note["subject"] == "Monitoring alarm: mlops-dev-monitoring-data-quality" and note["action"] == "notified"
+    # It took no cooldown: a drift alarm right after still retrains.
+    assert world.retrainer().on_alarm(_parse(alarm_event(_endpoint(world), description=context(world)))).action == (
+        "started"
+    )
+
+
+def test_reports_it_may_not_list_are_recorded_as_their_folder(world: World) -> None:
+    # Multi-account: the reports are in the endpoint's account; S3 refuses the listing.
+    foreign = json.loads(context(world)) | {
+        "reports": "s3://mlops-staging-monitoring-333333333333-eu-west-1/reports/x/"
+    }
+    decision = world.retrainer().on_alarm(_parse(alarm_event(_endpoint(world), description=json.dumps(foreign))))
+    assert decision.action == "started"
+    assert "violations s3://mlops-staging-monitoring-333333333333-eu-west-1/reports/x/ (not listed: NoSuchBucket)" in (
+        decision.reason
+    )
+
+
+def test_an_alarm_without_a_monitoring_context_still_retrains_and_says_what_is_unknown(world: World) -> None:
+    decision = world.retrainer().on_alarm(_parse(alarm_event(_endpoint(world), description="drift on length")))
+    assert decision.action == "started"
+    assert decision.model == _endpoint(world)  # from the metric's Endpoint dimension
+    assert "model unknown" in decision.reason and "no monitoring context" in decision.reason
 
 
 def test_an_alarm_back_to_ok_is_ignored_without_a_notification(world: World) -> None:
     before = len(world.executions())
-    decision = world.retrainer().on_alarm(_parse(alarm_event(_endpoint(world), state="OK")))
+    decision = world.retrainer().on_alarm(_parse(alarm_event(_endpoint(world), state="OK", description=context(world))))
     assert decision.action == "ignored"
     assert len(world.executions()) == before and world.notifications() == []
 
@@ -232,7 +279,9 @@ def test_throttling_and_server_errors_are_retried_by_the_client(world: World) ->
     before = len(world.executions())
     with FaultInjector(sagemaker) as faults, capped_backoff():
         faults.add("StartPipelineExecution", throttling(), server_error(500), server_error(503))
-        decision = world.retrainer(sagemaker=sagemaker).on_alarm(_parse(alarm_event(_endpoint(world))))
+        decision = world.retrainer(sagemaker=sagemaker).on_alarm(
+            _parse(alarm_event(_endpoint(world), description=context(world)))
+        )
     assert decision.action == "started"
     # A throttle and two server errors, retried; the fourth attempt reaches moto: one execution.
     assert faults.attempts["StartPipelineExecution"] == 4
@@ -245,11 +294,13 @@ def test_a_start_that_keeps_failing_releases_the_cooldown_and_notifies(world: Wo
     with FaultInjector(sagemaker) as faults, capped_backoff():
         faults.always("StartPipelineExecution", server_error(500))
         with pytest.raises(RetrainError, match="retrain failed to start"):
-            world.retrainer(sagemaker=sagemaker).on_alarm(_parse(alarm_event(endpoint)))
+            world.retrainer(sagemaker=sagemaker).on_alarm(
+                _parse(alarm_event(endpoint, description=context(world)))
+            )
     (note,) = world.notifications()
     assert note["subject"] == "Retrain FAILED to start" and note["action"] == "start_failed"
     # The cooldown was released: the retry (or the next alarm) starts the retrain.
-    assert world.retrainer().on_alarm(_parse(alarm_event(endpoint))).action == "started"
+    assert world.retrainer().on_alarm(_parse(alarm_event(endpoint, description=context(world)))).action == "started"
 
 
 def test_a_failed_monitoring_run_notifies_and_never_retrains(world: World) -> None:
@@ -280,32 +331,14 @@ def test_a_failed_monitoring_run_notifies_and_never_retrains(world: World) -> No
 # --- the Lambda handler: parsing, idempotency on redelivery -----------------------------------------
 
 
-@dataclass
-class FakeContext:
-    function_name: str = "mlops-dev-model-retrain"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:mlops-dev-model-retrain"
-    aws_request_id: str = "request-1"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 60_000
-
-
 @pytest.fixture
 def lambda_env(world: World, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
-    for name, value in {
-        "PIPELINE_NAME": PIPELINE,
-        "TOPIC_ARN": world.settings.topic_arn,
-        "TABLE_NAME": world.settings.table_name,
-        "MONITORING_BUCKET": world.settings.monitoring_bucket,
-        "AWS_ENDPOINT_URL": world.endpoint,
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "POWERTOOLS_TRACE_DISABLED": "true",
-        "POWERTOOLS_METRICS_NAMESPACE": "AWS-MLOps",
-    }.items():
-        monkeypatch.setenv(name, value)
+    settings = world.settings
+    set_environment(
+        monkeypatch,
+        world.endpoint,
+        {"PIPELINE_NAME": settings.pipeline_name, "TOPIC_ARN": settings.topic_arn, "TABLE_NAME": settings.table_name},
+    )
     for cached in (handler.settings, handler.retrainer, handler.idempotency):
         cached.cache_clear()
     yield world
@@ -315,10 +348,12 @@ def lambda_env(world: World, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]
 
 def test_a_redelivered_event_is_answered_without_acting_twice(lambda_env: World) -> None:
     world = lambda_env
-    event = alarm_event(_endpoint(world))
+    event = alarm_event(_endpoint(world), description=context(world))
     before = len(world.executions())
-    first = handler.lambda_handler(event, FakeContext())
-    again = handler.lambda_handler(event, FakeContext(aws_request_id="request-2"))
+    first = handler.lambda_handler(event, LambdaContextStandIn(function_name="mlops-dev-model-retrain"))
+    again = handler.lambda_handler(
+        event, LambdaContextStandIn(function_name="mlops-dev-model-retrain", aws_request_id="request-2")
+    )
     assert first == again and first["action"] == "started"
     assert len(world.executions()) == before + 1
     assert [n["action"] for n in world.notifications()] == ["started"]
@@ -363,4 +398,4 @@ def test_any_event_either_gets_a_decision_or_a_named_error(world: World, event: 
     except handler.UnsupportedEvent as exc:
         assert str(exc)
     else:
-        assert decision["action"] in {"started", "skipped_cooldown", "ignored", "monitoring_failed"}
+        assert decision["action"] in {"started", "skipped_cooldown", "ignored", "notified", "monitoring_failed"}

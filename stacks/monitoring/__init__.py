@@ -1,0 +1,1 @@
+"""An endpoint's monitoring: both engines, the results as metrics, alarms, the dashboard, the way to retrain."""
