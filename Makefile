@@ -27,7 +27,7 @@ help:
 	@echo "make pipeline-definition  each environment's SageMaker Pipelines (build, batch) JSON into cdk.out/pipelines/, offline"
 	@echo "make test      unit, infra and integration tests, determinism, cfn-lint, checkov"
 	@echo "make audit     after synth: build/audit/<env>/ index.html, report.md, findings.sarif (BASELINE=old/build/audit to compare)"
-	@echo "make demo      install, synthesize every environment behind the compliance gate and summarize it, then train on the sample data, serve the model and send it requests"
+	@echo "make demo      install, synthesize every environment behind the compliance gate and summarize it, train on the sample data, serve the model and send it requests, then run the whole loop offline (train, register, approve, deploy, drift, retrain, redeploy; build/demo/loop.png)"
 	@echo "make bench     run the benchmarks in bench/ (serving and soak need wrk; monitor sets up .venv-bench)"
 	@echo "make ls ENV=dev       list one environment's stacks (offline; without ENV: every environment's)"
 	@echo "make diff ENV=dev     compare one environment with what is deployed (needs AWS credentials)"
@@ -95,6 +95,8 @@ demo: synth
 	@$(PY) -m tools.assembly_summary cdk.out
 	@echo
 	@$(PY) -m tools.ml_demo --output build/demo
+	@echo
+	@$(PY) -m tools.demo --output build/demo
 
 bench: install
 	@command -v wrk > /dev/null || { echo "bench/serving.py and bench/soak.py need wrk (Debian: apt-get install wrk)"; exit 2; }

@@ -88,11 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     except (RuntimeError, TimeoutError) as exc:
         print(f"server did not start: {exc}", file=sys.stderr)
         return 1
-    print(
-        f"\nNext: serve it yourself (python -m ml_code.serve --model-dir {args.output / 'model'} --port 8080), "
-        "read the auditor's report (make audit, then open build/audit/dev/index.html), "
-        "or deploy an environment (make deploy ENV=dev; see the README)."
-    )
+    print(f"(serve it yourself: python -m ml_code.serve --model-dir {args.output / 'model'} --port 8080)")
     return 0
 
 

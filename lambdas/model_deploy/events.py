@@ -38,6 +38,8 @@ class PackageDetail(_Lenient):
 class ModelPackageStateChange(EventBridgeModel):
     """EventBridge's event for a model package (SageMaker's documented shape)."""
 
+    # EventBridge always sets an id: the deploy's idempotency and its execution's name come from it.
+    id: str = Field(min_length=1, max_length=128)
     source: Literal["aws.sagemaker"]
     detail_type: Literal["SageMaker Model Package State Change"] = Field(alias="detail-type")
     detail: PackageDetail

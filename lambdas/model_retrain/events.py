@@ -113,6 +113,8 @@ class AlarmDetail(_Lenient):
 
 
 class AlarmStateChange(EventBridgeModel):
+    # EventBridge always sets an id; an empty one would key no idempotency record and match any "rerun".
+    id: str = Field(min_length=1, max_length=128)
     source: Literal["aws.cloudwatch"]
     detail_type: Literal["CloudWatch Alarm State Change"] = Field(alias="detail-type")
     detail: AlarmDetail
@@ -129,6 +131,7 @@ class ProcessingJobDetail(_Lenient):
 
 
 class ProcessingJobStateChange(EventBridgeModel):
+    id: str = Field(min_length=1, max_length=128)
     source: Literal["aws.sagemaker"]
     detail_type: Literal["SageMaker Processing Job State Change"] = Field(alias="detail-type")
     detail: ProcessingJobDetail

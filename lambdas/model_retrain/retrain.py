@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
 from model_retrain.events import AlarmContext, AlarmStateChange, ProcessingJobStateChange, Settings
 
@@ -220,6 +220,8 @@ class Retrainer:
                         newest = candidate
         except ClientError as exc:
             return f"{reports} (not listed: {exc.response.get('Error', {}).get('Code', 'error')})"
+        except ParamValidationError:  # the folder comes from the event: botocore refuses a bucket S3 cannot have
+            return f"{reports} (not listed: not an S3 bucket name)"
         return f"s3://{bucket}/{newest[1]}" if newest else f"{reports} (no report yet)"
 
     def _start(self, event_id: str, why: str) -> str:

@@ -73,8 +73,12 @@ class Router:
         self.failed = 0
         router = self
 
+        local = threading.local()  # each client connection's thread keeps its connection to each backend
+
         class Forward(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in one segment: no 40 ms wait for a delayed ACK (Nagle's algorithm).
+            disable_nagle_algorithm = True
 
             def _forward(self, method: str) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
@@ -87,13 +91,9 @@ class Router:
                     self._answer(503, b"no model deployed\n", "text/plain")
                     return
                 try:
-                    connection = http.client.HTTPConnection("127.0.0.1", backend.port, timeout=60)
                     headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
-                    connection.request(method, self.path, body=body, headers=headers)
-                    response = connection.getresponse()
-                    payload = response.read()
+                    response, payload = self._exchange(backend.port, method, body, headers)
                     self._answer(response.status, payload, response.getheader("Content-Type", "text/plain"))
-                    connection.close()
                     router.forwarded += 1
                 except OSError as exc:
                     router.failed += 1
@@ -101,6 +101,27 @@ class Router:
                 finally:
                     with router.lock:
                         backend.in_flight -= 1
+
+            def _exchange(
+                self, port: int, method: str, body: bytes | None, headers: dict[str, str]
+            ) -> tuple[http.client.HTTPResponse, bytes]:
+                connections = getattr(local, "connections", None)
+                if connections is None:
+                    connections = local.connections = {}
+                for attempt in (1, 2):
+                    connection = connections.get(port)
+                    if connection is None:
+                        connection = connections[port] = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+                    try:
+                        connection.request(method, self.path, body=body, headers=headers)
+                        response = connection.getresponse()
+                        return response, response.read()
+                    except (http.client.HTTPException, ConnectionError):
+                        connection.close()  # the backend closed an idle keep-alive connection: reconnect once
+                        connections.pop(port, None)
+                        if attempt == 2:
+                            raise
+                raise AssertionError("unreachable")
 
             def _answer(self, status: int, payload: bytes, content_type: str) -> None:
                 self.send_response(status)
@@ -167,15 +188,24 @@ class LocalEndpoint:
         ]
         if self.capture_root is not None:
             command += ["--capture-dir", str(self.capture_root), "--endpoint-name", self.name, "--variant", VARIANT]
-        process = subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env={**os.environ, "SAGEMAKER_MODEL_SERVER_WORKERS": "1"},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        wait_for_ping(port, process, timeout=120)
+        # A file, not a pipe: nobody reads a long-running server's stderr, and a full pipe would block it.
+        log = self.work_dir / f"{self.name}-{port}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("w") as stderr:
+            process = subprocess.Popen(
+                command,
+                cwd=ROOT,
+                env={**os.environ, "SAGEMAKER_MODEL_SERVER_WORKERS": "1"},
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                text=True,
+                start_new_session=True,  # Ctrl-C in the terminal reaches the demo, which stops its servers
+            )
+        try:
+            wait_for_ping(port, process, timeout=120)
+        except (RuntimeError, TimeoutError) as exc:
+            process.kill()
+            raise RuntimeError(f"{exc}; its log: {log.read_text(errors='replace')[-2000:]}") from None
         return port, process
 
     def deploy(self, model_dir: Path, package_arn: str, config_name: str) -> None:
@@ -221,14 +251,24 @@ class LocalStage(Stage):
     deploy's own code; only the stack and the endpoint are local.
     """
 
-    def __init__(self, settings: StageSettings, *, endpoint: LocalEndpoint, sagemaker: Any, s3: Any) -> None:
+    def __init__(
+        self,
+        settings: StageSettings,
+        *,
+        endpoint: LocalEndpoint,
+        sagemaker: Any,
+        s3: Any,
+        on_update: Any = None,
+    ) -> None:
+        """``on_update(package, deploy_id)``: what else a CloudFormation update of the stack would do (its
+        monitoring's baseline custom resource), called before the new server starts."""
         super().__init__(
             settings,
             cloudformation=None,
             sagemaker=sagemaker,
             runtime=LocalRuntime({settings.endpoint_name: endpoint.router.port}),
         )
-        self.endpoint, self.s3 = endpoint, s3
+        self.endpoint, self.s3, self.on_update = endpoint, s3, on_update
         self.parameters: dict[str, str] = {MODEL_PACKAGE_ARN: "", DEPLOY_ID: "none"}
 
     def stack(self) -> StackState:
@@ -249,6 +289,8 @@ class LocalStage(Stage):
         if self.parameters[MODEL_PACKAGE_ARN] == package.version.arn:
             return "unchanged"
         model_dir = self._download(package.version.arn, deploy_id)
+        if self.on_update is not None:
+            self.on_update(package, deploy_id)
         self.parameters = {MODEL_PACKAGE_ARN: package.version.arn, DEPLOY_ID: deploy_id}
         config = f"{self.settings.name_prefix}-v{package.version.number}-{deploy_id}"
         self.endpoint.deploy(model_dir, package.version.arn, config)

@@ -123,6 +123,7 @@ class Execution:
     error: str = ""
     cause: str = ""
     history: list[tuple[float, str]] = field(default_factory=list)
+    caught: list[tuple[str, str, str]] = field(default_factory=list)  # (state, error, cause) a Catch handled
 
 
 @dataclass
@@ -231,6 +232,7 @@ class LocalStateMachine:
                 )
                 if catcher is None:
                     raise
+                execution.caught.append((name, exc.error, exc.cause))
                 document = _set(document, catcher.get("ResultPath", "$"), {"Error": exc.error, "Cause": exc.cause})
                 name = catcher["Next"]
                 continue

@@ -294,9 +294,7 @@ def test_a_start_that_keeps_failing_releases_the_cooldown_and_notifies(world: Wo
     with FaultInjector(sagemaker) as faults, capped_backoff():
         faults.always("StartPipelineExecution", server_error(500))
         with pytest.raises(RetrainError, match="retrain failed to start"):
-            world.retrainer(sagemaker=sagemaker).on_alarm(
-                _parse(alarm_event(endpoint, description=context(world)))
-            )
+            world.retrainer(sagemaker=sagemaker).on_alarm(_parse(alarm_event(endpoint, description=context(world))))
     (note,) = world.notifications()
     assert note["subject"] == "Retrain FAILED to start" and note["action"] == "start_failed"
     # The cooldown was released: the retry (or the next alarm) starts the retrain.

@@ -1,8 +1,9 @@
 """Property tests of the retrain function's event handling: whatever arrives, a decision or a named error.
 
-Events are generated from the two shapes EventBridge delivers (an alarm state change, a processing
-job state change) by dropping keys, swapping in values of other JSON types, unicode, values up to
-EventBridge's 256 KB and strings cut short; and from arbitrary JSON. Each goes through the Lambda
+Events are generated from the two shapes EventBridge delivers (an alarm state change, carrying in its
+description the monitoring context stacks/monitoring writes; a processing job state change) by dropping
+keys, swapping in values of other JSON types, unicode, values up to EventBridge's 256 KB and strings cut
+short, in the event and in the context document; and from arbitrary JSON. Each goes through the Lambda
 entry point (Powertools' parser and idempotency included) against the moto server, and the test
 checks what is left behind: a refused event starts nothing, notifies nothing and leaves no cooldown
 or idempotency record, so the corrected event is processed when it comes.
@@ -11,6 +12,7 @@ or idempotency record, so the corrected event is processed when it comes.
 from __future__ import annotations
 
 import copy
+import json
 import uuid
 from typing import Any
 
@@ -20,13 +22,14 @@ from hypothesis import strategies as st
 from model_retrain import handler
 
 from tests.integration.lambdas import test_model_retrain as base
-from tests.integration.lambdas.test_model_retrain import FakeContext, World, alarm_event
+from tests.integration.lambdas.conftest import LambdaContextStandIn
+from tests.integration.lambdas.test_model_retrain import World, alarm_event, context
 
 world = base.world
 lambda_env = base.lambda_env
 
-DECISIONS = {"started", "start_failed", "skipped_cooldown", "ignored", "monitoring_failed"}
-NOTIFIED = {"started", "start_failed", "skipped_cooldown", "monitoring_failed"}
+DECISIONS = {"started", "start_failed", "skipped_cooldown", "ignored", "notified", "monitoring_failed"}
+NOTIFIED = {"started", "start_failed", "skipped_cooldown", "notified", "monitoring_failed"}
 
 _json = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
@@ -51,9 +54,10 @@ ALARM_PATHS = [
     ("detail", "state", "reason"),
     ("detail", "previousState"),
     ("detail", "configuration"),
+    ("detail", "configuration", "description"),
     ("detail", "configuration", "metrics"),
     (*METRIC, "dimensions"),
-    (*METRIC, "dimensions", "EndpointName"),
+    (*METRIC, "dimensions", "Endpoint"),
     (*METRIC, "name"),
 ]
 JOB_PATHS = [
@@ -80,15 +84,45 @@ def _job_event() -> dict[str, Any]:
     }
 
 
+CONTEXT_KEYS = ["endpoint", "check", "model_package", "reports", "action"]
+
+
 @st.composite
-def mutated_events(draw: st.DrawFn, endpoint: str) -> dict[str, Any]:
+def contexts(draw: st.DrawFn, world: World) -> str:
+    """The alarm's description: its monitoring context, some of its fields dropped, retyped, unicode or cut."""
+    document = json.loads(context(world, action=draw(st.sampled_from(["retrain", "notify"]))))
+    for key in draw(st.lists(st.sampled_from(CONTEXT_KEYS), max_size=2, unique=True)):
+        action = draw(st.sampled_from(["drop", "type", "unicode", "cut"] + (["bucket"] if key == "reports" else [])))
+        if action == "drop":
+            document.pop(key)
+        elif action == "type":
+            document[key] = draw(_json)
+        elif action == "unicode":
+            document[key] = draw(st.text(min_size=1, max_size=40))
+        elif action == "bucket":  # a folder in a bucket S3 could not have (the folder is listed)
+            document["reports"] = (
+                f"s3://{draw(st.text(min_size=1, max_size=40).filter(lambda t: '/' not in t))}/reports/"
+            )
+        else:
+            document[key] = document[key][: draw(st.integers(0, max(0, len(document[key]) - 1)))]
+    return json.dumps(document)
+
+
+@st.composite
+def mutated_events(draw: st.DrawFn, world: World) -> dict[str, Any]:
     alarm = draw(st.booleans())
-    event = copy.deepcopy(alarm_event(endpoint, event_id=str(uuid.uuid4())) if alarm else _job_event())
+    event = copy.deepcopy(
+        alarm_event(world.model_endpoint, event_id=str(uuid.uuid4()), description=draw(contexts(world)))
+        if alarm
+        else _job_event()
+    )
     for _ in range(draw(st.integers(1, 3))):
         path = draw(st.sampled_from(ALARM_PATHS if alarm else JOB_PATHS))
         holder: Any = event
         for key in path[:-1]:
-            if (isinstance(holder, dict) and key in holder) or (isinstance(holder, list) and key < len(holder)):
+            if (isinstance(holder, dict) and key in holder) or (
+                isinstance(holder, list) and isinstance(key, int) and key < len(holder)
+            ):
                 holder = holder[key]
             else:
                 holder = None
@@ -124,7 +158,7 @@ def _check(world: World, event: Any) -> None:
     event_id = event.get("id") if isinstance(event, dict) else None
     repeated = isinstance(event_id, str) and event_id in _DECIDED
     try:
-        decision = handler.lambda_handler(event, FakeContext())
+        decision = handler.lambda_handler(event, LambdaContextStandIn(function_name="mlops-dev-model-retrain"))
     except handler.UnsupportedEvent as exc:
         message = str(exc)
         assert message.startswith(("malformed ", "unsupported detail-type", "expected an EventBridge event")), message
@@ -151,7 +185,7 @@ def _check(world: World, event: Any) -> None:
 def test_every_mutated_event_gets_a_decision_or_a_named_error_and_leaves_nothing_half_done(
     lambda_env: World, data: st.DataObject
 ) -> None:
-    event = data.draw(mutated_events(lambda_env.model_endpoint))
+    event = data.draw(mutated_events(lambda_env))
     _check(lambda_env, event)
 
 
@@ -163,13 +197,18 @@ def test_arbitrary_json_is_a_named_error_and_leaves_nothing(lambda_env: World, e
 
 def test_after_a_refused_event_the_corrected_one_is_processed(lambda_env: World) -> None:
     world = lambda_env
-    event = alarm_event(world.model_endpoint)
+    event = alarm_event(world.model_endpoint, description=context(world))
     broken = copy.deepcopy(event)
     broken["detail"]["state"]["value"] = "PANIC"
     with pytest.raises(handler.UnsupportedEvent, match=r"detail\.state\.value"):
-        handler.lambda_handler(broken, FakeContext())
+        handler.lambda_handler(broken, LambdaContextStandIn(function_name="mlops-dev-model-retrain"))
     # The same event id, now readable (a fixed rule re-sending it): not answered from a stale record.
-    assert handler.lambda_handler(event, FakeContext(aws_request_id="request-2"))["action"] == "started"
+    assert (
+        handler.lambda_handler(
+            event, LambdaContextStandIn(function_name="mlops-dev-model-retrain", aws_request_id="request-2")
+        )["action"]
+        == "started"
+    )
 
 
 @pytest.mark.parametrize(
@@ -181,32 +220,61 @@ def test_after_a_refused_event_the_corrected_one_is_processed(lambda_env: World)
         ),
         (
             lambda e: e["detail"]["configuration"]["metrics"][0]["metricStat"]["metric"]["dimensions"].update(
-                EndpointName="../other-account"
+                Endpoint="../other-account"
             ),
-            r"detail: Value error, configuration\.metrics: the EndpointName dimension is not a SageMaker endpoint name",
+            r"detail: Value error, configuration\.metrics: the Endpoint dimension is not a SageMaker endpoint name",
         ),
         (
             lambda e: e["detail"]["configuration"]["metrics"][0]["metricStat"]["metric"]["dimensions"].update(
-                EndpointName="e" * 64
+                Endpoint="e" * 64
             ),
-            r"the EndpointName dimension is not a SageMaker endpoint name",
+            r"the Endpoint dimension is not a SageMaker endpoint name",
+        ),
+        (
+            lambda e: e["detail"]["configuration"].update(
+                description=e["detail"]["configuration"]["description"] + " " * 1024
+            ),
+            r"detail\.configuration\.description: String should have at most 1024",
         ),
     ],
-    ids=["reason over CloudWatch's 1023", "endpoint not a name", "endpoint too long"],
+    ids=["reason over CloudWatch's 1023", "endpoint not a name", "endpoint too long", "description over 1024"],
 )
 def test_values_aws_would_never_send_are_refused_by_field(lambda_env: World, mutate, message: str) -> None:
-    event = alarm_event(lambda_env.model_endpoint)
+    event = alarm_event(lambda_env.model_endpoint, description=context(lambda_env))
     mutate(event)
     with pytest.raises(handler.UnsupportedEvent, match=message):
-        handler.lambda_handler(event, FakeContext())
+        handler.lambda_handler(event, LambdaContextStandIn(function_name="mlops-dev-model-retrain"))
     assert lambda_env.notifications() == [] and _items(lambda_env) == []
+
+
+@pytest.mark.parametrize(
+    "bucket",
+    ["a b", "\u00e9t\u00e9", "b" * 256, "arn:aws:s3:::not-an-access-point"],
+    ids=["space", "unicode", "long", "arn"],
+)
+def test_a_context_naming_a_bucket_s3_cannot_have_still_retrains_and_says_the_folder_was_not_listed(
+    lambda_env: World, bucket: str
+) -> None:
+    # Regression: botocore refuses such a name before sending (ParamValidationError, not a ClientError); it
+    # escaped the listing, and the alarm got neither a retrain nor a notification, only an unnamed error.
+    world = lambda_env
+    reports = f"s3://{bucket}/reports/"
+    description = json.dumps(json.loads(context(world)) | {"reports": reports})
+    decision = handler.lambda_handler(
+        alarm_event(world.model_endpoint, description=description),
+        LambdaContextStandIn(function_name="mlops-dev-model-retrain"),
+    )
+    assert decision["action"] == "started" and len(world.executions()) == 1
+    assert f"violations {reports} (not listed: not an S3 bucket name)" in decision["reason"]
+    assert f"model {world.package_arn}" in decision["reason"]  # the rest of the context is kept
+    assert [n["action"] for n in world.notifications()] == ["started"]
 
 
 def test_a_processing_job_status_outside_sagemakers_is_refused_by_field(lambda_env: World) -> None:
     event = _job_event()
     event["detail"]["ProcessingJobStatus"] = "Failed" * 40_000  # was 'ignored' with a 240 KB reason it could not store
     with pytest.raises(handler.UnsupportedEvent, match=r"detail\.ProcessingJobStatus: Input should be 'InProgress'"):
-        handler.lambda_handler(event, FakeContext())
+        handler.lambda_handler(event, LambdaContextStandIn(function_name="mlops-dev-model-retrain"))
 
 
 # --- the function's settings (environment variables, read once at cold start) ----------------------------
@@ -216,7 +284,6 @@ _ENV = {
     "TOPIC_ARN": "arn:aws:sns:eu-west-1:123456789012:retrain",
     "TABLE_NAME": "mlops-dev-retrain",
     "COOLDOWN_HOURS": "24",
-    "MONITORING_BUCKET": "mlops-dev-monitoring",
     "INPUT_DATA_URI": "s3://bucket/data/",
 }
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from botocore.exceptions import ClientError
@@ -35,9 +36,10 @@ from tests.integration.faults import (
     throttling,
 )
 from tests.integration.lambdas import test_model_retrain as base
-from tests.integration.lambdas.test_model_retrain import PIPELINE, FakeContext, World, alarm_event
+from tests.integration.lambdas.conftest import LambdaContextStandIn
+from tests.integration.lambdas.test_model_retrain import World, alarm_event, context
 
-world = base.world  # the same fixtures: a pipeline, an endpoint on a model package, a table, a topic
+world = base.world  # the same fixtures: a pipeline, a model package, a check's reports folder, a table, a topic
 lambda_env = base.lambda_env
 
 # The handler's clients: BOTO_CONFIG's standard mode with max_attempts 5 is 6 attempts in all.
@@ -56,7 +58,18 @@ def faults(lambda_env: World) -> Iterator[dict[str, FaultInjector]]:
 
 
 def _invoke(event: dict, request_id: str = "request-1") -> dict[str, str]:
-    return handler.lambda_handler(event, FakeContext(aws_request_id=request_id))
+    return handler.lambda_handler(
+        event, LambdaContextStandIn(function_name="mlops-dev-model-retrain", aws_request_id=request_id)
+    )
+
+
+def _alarm(world: World, *, alarm: str = "mlops-dev-monitoring-drift", check: str = "data-quality") -> dict:
+    """An alarm state change carrying its monitoring context, as the alarms stacks/monitoring creates send it."""
+    return alarm_event(world.model_endpoint, alarm=alarm, description=context(world, check=check))
+
+
+def _newest_violations(world: World) -> str:
+    return f"{world.reports}2026/11/23/10/constraint_violations.json"  # the newer of the fixture's two reports
 
 
 def _arns(world: World) -> set[str]:
@@ -69,10 +82,11 @@ def _token(request: Any) -> str:
 
 # --- retryable faults on every call the function makes: retried, one retrain, one notification ----------
 
+# The model version comes from the alarm's context, not from AWS (no DescribeEndpoint any more); the one read
+# left is the listing of the check's reports folder, which gets every kind of fault.
 RETRYABLE = [
     ("dynamodb", "PutItem", [throttling("ProvisionedThroughputExceededException"), server_error(500)]),
-    ("sagemaker", "DescribeEndpoint", [throttling(), server_error(503), connect_timeout()]),
-    ("s3", "ListObjectsV2", [server_error(503, "SlowDown"), read_timeout()]),
+    ("s3", "ListObjectsV2", [server_error(503, "SlowDown"), read_timeout(), connect_timeout(), server_error(500)]),
     ("sagemaker", "StartPipelineExecution", [throttling(), server_error(500), read_timeout(), connect_timeout()]),
     ("dynamodb", "UpdateItem", [server_error(500), throttling("ThrottlingException")]),
     ("sns", "Publish", [throttling("Throttling"), server_error(503), connect_timeout()]),
@@ -88,7 +102,7 @@ def test_retryable_faults_are_retried_and_the_retrain_happens_once(
     # Given AWS answering the first attempts of one call with throttling, 5xx or timeouts
     faults[client].add(operation, *injected)
     # When an alarm arrives
-    decision = _invoke(alarm_event(world.model_endpoint))
+    decision = _invoke(_alarm(world))
     # Then botocore retried through them, and the job was done exactly once
     assert faults[client].attempts[operation] == len(injected) + 1
     assert decision["action"] == "started"
@@ -96,8 +110,12 @@ def test_retryable_faults_are_retried_and_the_retrain_happens_once(
     assert [(n["action"], n["execution_arn"]) for n in world.notifications()] == [
         ("started", decision["execution_arn"])
     ]
-    assert f"model {world.package_arn}" in decision["reason"]  # DescribeEndpoint recovered: the lineage is known
-    assert "constraint_violations.json" in decision["reason"]  # and so did the S3 listing
+    assert f"model {world.package_arn}" in decision["reason"]  # the lineage, from the alarm's context
+    assert f"violations {_newest_violations(world)}" in decision["reason"]  # the listing recovered
+    # Only the check's reports folder was listed, on every attempt.
+    prefix = world.reports.removeprefix("s3://").partition("/")[2]
+    assert all(f"prefix={quote(prefix, safe='')}" in r.url for r in faults["s3"].requests["ListObjectsV2"])
+    assert set(faults["sagemaker"].attempts) == {"StartPipelineExecution"}  # the endpoint is never looked up
 
 
 # --- errors that are not retryable, and retries exhausted: a clear failure, then a rerun finishes ----------
@@ -117,7 +135,7 @@ def test_an_error_that_is_not_retryable_fails_at_once_and_the_rerun_retrains_onc
 ) -> None:
     world = lambda_env
     before = len(world.executions())
-    event = alarm_event(world.model_endpoint)
+    event = _alarm(world)
     faults["sagemaker"].add("StartPipelineExecution", fault)
     with pytest.raises(RetrainError, match=f"retrain failed to start: .*{fault.code}"):
         _invoke(event)
@@ -138,11 +156,11 @@ def test_5xx_on_every_attempt_stops_after_the_clients_attempts_and_releases_the_
     before = len(world.executions())
     faults["sagemaker"].always("StartPipelineExecution", server_error(500))
     with pytest.raises(RetrainError, match="InternalFailure"):
-        _invoke(alarm_event(world.model_endpoint))
+        _invoke(_alarm(world))
     assert faults["sagemaker"].attempts["StartPipelineExecution"] == ATTEMPTS
     faults["sagemaker"].clear()
     # Another alarm (a different event) is not blocked by a cooldown nobody used
-    assert _invoke(alarm_event(world.model_endpoint, alarm="mlops-dev-quality-rmse"))["action"] == "started"
+    assert _invoke(_alarm(world, alarm="mlops-dev-quality-rmse", check="model-quality"))["action"] == "started"
     assert len(world.executions()) == before + 1
     assert [n["action"] for n in world.notifications()] == ["start_failed", "started"]
 
@@ -155,12 +173,12 @@ def test_a_start_that_times_out_on_every_attempt_is_a_notified_failure_not_a_hel
     world = lambda_env
     faults["sagemaker"].always("StartPipelineExecution", read_timeout())
     with pytest.raises(RetrainError, match="retrain failed to start: Read timeout"):
-        _invoke(alarm_event(world.model_endpoint))
+        _invoke(_alarm(world))
     assert faults["sagemaker"].attempts["StartPipelineExecution"] == ATTEMPTS
     (note,) = world.notifications()
     assert note["action"] == "start_failed" and note["subject"] == "Retrain FAILED to start"
     faults["sagemaker"].clear()
-    assert _invoke(alarm_event(world.model_endpoint, alarm="mlops-dev-quality-rmse"))["action"] == "started"
+    assert _invoke(_alarm(world, alarm="mlops-dev-quality-rmse", check="model-quality"))["action"] == "started"
 
 
 # --- answers lost after AWS acted: botocore's retry must not turn into a skip or a duplicate ---------------
@@ -174,7 +192,7 @@ def test_a_lost_answer_to_the_cooldown_write_does_not_skip_the_retrain(
     world = lambda_env
     before = len(world.executions())
     faults["dynamodb"].add("PutItem", lost_response())
-    decision = _invoke(alarm_event(world.model_endpoint))
+    decision = _invoke(_alarm(world))
     assert faults["dynamodb"].attempts["PutItem"] == 2
     assert decision["action"] == "started"
     assert len(world.executions()) == before + 1
@@ -184,7 +202,7 @@ def test_a_lost_answer_to_the_start_is_retried_with_the_same_idempotency_token(
     lambda_env: World, faults: dict[str, FaultInjector]
 ) -> None:
     world = lambda_env
-    event = alarm_event(world.model_endpoint)
+    event = _alarm(world)
     faults["sagemaker"].add("StartPipelineExecution", lost_response())
     assert _invoke(event)["action"] == "started"
     attempts = faults["sagemaker"].requests["StartPipelineExecution"]
@@ -199,7 +217,7 @@ def test_a_notification_that_fails_after_the_start_is_sent_by_the_rerun_without_
     # 'started' notification was lost. Now it finds the execution it started and notifies that.
     world = lambda_env
     before = _arns(world)
-    event = alarm_event(world.model_endpoint)
+    event = _alarm(world)
     faults["sns"].always("Publish", server_error(500))
     with pytest.raises(ClientError, match="InternalFailure"):
         _invoke(event)
@@ -220,17 +238,18 @@ def test_a_pipeline_that_vanished_fails_once_clearly_and_the_rerun_retrains_afte
     lambda_env: World, faults: dict[str, FaultInjector]
 ) -> None:
     world = lambda_env
-    definition = world.sagemaker.describe_pipeline(PipelineName=PIPELINE)
-    world.sagemaker.delete_pipeline(PipelineName=PIPELINE, ClientRequestToken="delete-" + "0" * 25)
-    event = alarm_event(world.model_endpoint)
+    pipeline = world.settings.pipeline_name  # the World's own build pipeline (its name carries the test's tag)
+    definition = world.sagemaker.describe_pipeline(PipelineName=pipeline)
+    world.sagemaker.delete_pipeline(PipelineName=pipeline, ClientRequestToken="delete-" + "0" * 25)
+    event = _alarm(world)
     try:
-        with pytest.raises(RetrainError, match=f"Could not find pipeline with PipelineName {PIPELINE}"):
+        with pytest.raises(RetrainError, match=f"Could not find pipeline with PipelineName {pipeline}"):
             _invoke(event)
         assert faults["sagemaker"].attempts["StartPipelineExecution"] == 1
         assert [n["action"] for n in world.notifications()] == ["start_failed"]
     finally:
         world.sagemaker.create_pipeline(
-            PipelineName=PIPELINE, PipelineDefinition=definition["PipelineDefinition"], RoleArn=definition["RoleArn"]
+            PipelineName=pipeline, PipelineDefinition=definition["PipelineDefinition"], RoleArn=definition["RoleArn"]
         )
     decision = _invoke(event, "request-2")
     assert decision["action"] == "started" and len(world.executions()) == 1
@@ -242,7 +261,7 @@ def test_a_topic_that_vanished_fails_the_invocation_and_the_rerun_notifies_the_o
 ) -> None:
     world = lambda_env
     before = len(world.executions())
-    event = alarm_event(world.model_endpoint)
+    event = _alarm(world)
     world.sns.delete_topic(TopicArn=world.settings.topic_arn)
     with pytest.raises(ClientError) as excinfo:
         _invoke(event)
@@ -268,26 +287,31 @@ def test_a_table_that_vanished_fails_clearly_before_anything_is_started(
     world.dynamodb.delete_table(TableName=world.settings.table_name)
     # The retrain itself (in the handler, Powertools' idempotency store, the same table, fails first).
     with pytest.raises(ClientError) as excinfo:
-        handler.process(alarm_event(world.model_endpoint), handler.retrainer())
+        handler.process(_alarm(world), handler.retrainer())
     assert excinfo.value.response["Error"]["Code"] == "ResourceNotFoundException"
     assert faults["dynamodb"].attempts["PutItem"] == 1
     assert len(world.executions()) == before and world.notifications() == []
 
 
-def test_an_endpoint_and_a_bucket_that_vanished_still_retrain_and_say_what_is_unknown(
+def test_a_reports_bucket_that_vanished_still_retrains_and_says_the_folder_was_not_listed(
     lambda_env: World, faults: dict[str, FaultInjector]
 ) -> None:
+    # The endpoint itself does not exist on the server: the function never looks it up (the version and
+    # the reports folder come from the alarm's context), so only the bucket can vanish under it.
     world = lambda_env
-    world.sagemaker.delete_endpoint(EndpointName=world.model_endpoint)
-    bucket = world.settings.monitoring_bucket
+    bucket = world.reports.removeprefix("s3://").partition("/")[0]
     for item in world.s3.list_objects_v2(Bucket=bucket).get("Contents", []):
         world.s3.delete_object(Bucket=bucket, Key=item["Key"])
     world.s3.delete_bucket(Bucket=bucket)
-    decision = _invoke(alarm_event(world.model_endpoint))
-    assert decision["action"] == "started"
-    assert "model unknown (ClientError)" in decision["reason"] and "violations" not in decision["reason"]
-    assert faults["sagemaker"].attempts["DescribeEndpoint"] == 1  # a missing endpoint is not retried
-    assert [n["action"] for n in world.notifications()] == ["started"]
+    decision = _invoke(_alarm(world))
+    assert decision["action"] == "started" and len(world.executions()) == 1
+    assert f"model {world.package_arn}" in decision["reason"]  # still known: it is in the context
+    assert f"violations {world.reports} (not listed: NoSuchBucket)" in decision["reason"]
+    assert faults["s3"].attempts["ListObjectsV2"] == 1  # a missing bucket is not retried
+    assert set(faults["sagemaker"].attempts) == {"StartPipelineExecution"}
+    assert [(n["action"], n["execution_arn"]) for n in world.notifications()] == [
+        ("started", decision["execution_arn"])
+    ]
 
 
 def test_a_failed_monitoring_run_is_notified_through_throttling(
