@@ -58,12 +58,14 @@ def _describe(error: ValidationError) -> str:
 def handle(event: Any, factory: Any = materializer, respond: Any = cfn_response.send) -> Outcome:
     """Process one custom-resource event and answer CloudFormation exactly once."""
     raw = event if isinstance(event, dict) else {}
-    url = raw.get("ResponseURL") if isinstance(raw.get("ResponseURL"), str) else ""
-    ids = {
-        key: raw.get(key) if isinstance(raw.get(key), str) else ""
-        for key in ("StackId", "RequestId", "LogicalResourceId")
-    }
-    physical = raw.get("PhysicalResourceId") if isinstance(raw.get("PhysicalResourceId"), str) else ""
+
+    def text(key: str) -> str:
+        value = raw.get(key)
+        return value if isinstance(value, str) else ""
+
+    url = text("ResponseURL")
+    ids = {key: text(key) for key in ("StackId", "RequestId", "LogicalResourceId")}
+    physical = text("PhysicalResourceId")
     physical = physical or f"monitoring-baseline-{ids['LogicalResourceId'] or 'unknown'}"
     data: dict[str, str] = {}
     try:

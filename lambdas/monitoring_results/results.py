@@ -77,7 +77,7 @@ class Results:
         check, schedule, hour = which
         status = detail.processing_job_status
         if status in ("Failed", "Stopped"):
-            stamp = hour or _hour_of(detail.creation_time) or _hour_of(self.clock())
+            stamp = hour or _hour_of(detail.creation_time) or _now_hour(self.clock())
             self._put(schedule, {"failed_runs": 1.0}, stamp)
             return Outcome("failed_run", job, schedule, metrics={"failed_runs": 1.0}, reason=f"run {status}")
         if status != "Completed":
@@ -105,7 +105,7 @@ class Results:
                     body = statistics.get(section)
                     if isinstance(body, dict):
                         values |= _numbers({k: v.get("value") for k, v in body.items() if isinstance(v, dict)})
-        stamp = _hour_of_folder(folder) or hour or _hour_of(detail.creation_time) or _hour_of(self.clock())
+        stamp = _hour_of_folder(folder) or hour or _hour_of(detail.creation_time) or _now_hour(self.clock())
         published = self._put(schedule, values, stamp)
         return Outcome("published", job, schedule, f"s3://{self.settings.bucket}/{folder}", published)
 
@@ -201,11 +201,16 @@ def _hour_of(moment: datetime | None) -> datetime | None:
     return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0) if moment else None
 
 
+def _now_hour(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
 def _hour_of_folder(folder: str) -> datetime | None:
     match = _HOUR.search(folder)
     if match is None:
         return None
-    return datetime(*(int(part) for part in match.groups()), tzinfo=UTC)  # type: ignore[misc]
+    year, month, day, hour = (int(part) for part in match.groups())
+    return datetime(year, month, day, hour, tzinfo=UTC)
 
 
 def _batches(items: list[dict[str, Any]], size: int) -> Iterable[list[dict[str, Any]]]:
