@@ -36,6 +36,7 @@ import sys
 import tarfile
 import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -127,6 +128,9 @@ class Loop:
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
         self._moto.start()
         endpoint = f"http://127.0.0.1:{self._moto._port}"
+        # moto keeps its state per process, not per server: the loop's world starts empty even when
+        # another moto server in this process (a test's) has created resources with the same names.
+        urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=30).close()
         # The platform's code builds its own clients, as in Lambda: it finds the local AWS by the environment.
         for name, value in {
             "AWS_ENDPOINT_URL": endpoint,
