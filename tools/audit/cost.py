@@ -194,6 +194,10 @@ def cost_statement(env: Environment, table: PriceTable) -> CostStatement:
         elif r.type == "AWS::CloudWatch::Alarm":
             metrics = len([m for m in p.get("Metrics", []) if "MetricStat" in m]) or 1
             fixed(r, f"alarm on {metrics} metric(s)", metrics, "cloudwatch_alarm_metric_month", False)
+        elif r.type == "AWS::DynamoDB::Table" and p.get("BillingMode") != "PAY_PER_REQUEST":
+            statement.unpriced.append((r, "provisioned capacity is not in the price table (on-demand tables are)"))
+        elif r.type == "AWS::CloudWatch::Dashboard":
+            fixed(r, "dashboard", 1, "cloudwatch_dashboard_month", False)
         elif r.type == "AWS::SecretsManager::Secret":
             fixed(r, "secret", 1, "secret_month", False)
         elif r.type == "AWS::SSM::Parameter":

@@ -216,6 +216,38 @@ def test_the_shipped_price_table_loads_and_every_price_has_a_source() -> None:
         assert price is not None and price.source.startswith("https://aws.amazon.com/"), name
 
 
+def test_given_the_deploy_and_monitoring_types_when_costed_then_a_dashboard_is_fixed_and_tables_by_capacity(
+    tmp_path: Path,
+) -> None:
+    env = write_assembly(
+        tmp_path / "cdk.out",
+        {
+            "Ops": {
+                "Board": resource("AWS::CloudWatch::Dashboard", "dev/Ops/Board/Resource"),
+                "OnDemand": resource(
+                    "AWS::DynamoDB::Table", "dev/Ops/OnDemand/Resource", {"BillingMode": "PAY_PER_REQUEST"}
+                ),
+                "Provisioned": resource("AWS::DynamoDB::Table", "dev/Ops/Provisioned/Resource", {}),
+                "Machine": resource("AWS::StepFunctions::StateMachine", "dev/Ops/Machine/Resource"),
+                "Schedule": resource("AWS::Scheduler::Schedule", "dev/Ops/Schedule"),
+                "Target": resource("AWS::ApplicationAutoScaling::ScalableTarget", "dev/Ops/Target"),
+            }
+        },
+    )
+    table = load_prices()
+    statement = cost_statement(env, table)
+    assert [(line.path, line.what) for line in statement.fixed] == [("dev/Ops/Board/Resource", "dashboard")]
+    assert statement.total(table) == pytest.approx(3.0)
+    # A table without BillingMode is provisioned (CloudFormation's default): its capacity is an idle cost
+    # this table has no price for, so it is named, not assumed free.
+    assert [(r.path, why) for r, why in statement.unpriced] == [
+        ("dev/Ops/Provisioned/Resource", "provisioned capacity is not in the price table (on-demand tables are)")
+    ]
+    usage = {r.path for rs in statement.usage.values() for r in rs}
+    assert usage == {"dev/Ops/OnDemand/Resource", "dev/Ops/Machine/Resource", "dev/Ops/Schedule"}
+    assert set(statement.free) == {"AWS::ApplicationAutoScaling::ScalableTarget"}
+
+
 def test_given_failed_and_acknowledged_findings_then_the_sarif_log_validates_and_marks_suppressions(
     tmp_path: Path,
 ) -> None:
