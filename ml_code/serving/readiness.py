@@ -63,20 +63,23 @@ def wait_for_workers(log: Path, workers: int, process: subprocess.Popen, timeout
         time.sleep(0.2)
 
 
-@contextlib.contextmanager
-def running_server(
+def start_server(
     model_dir: Path,
     *,
     workers: int = 2,
     env: dict[str, str] | None = None,
     args: list[str] | None = None,
     log: Path | None = None,
-) -> Iterator[tuple[int, subprocess.Popen]]:
-    """``python -m ml_code.serve`` as a separate process on a free port, ready; stopped on exit.
+    timeout: float = 180.0,
+    new_session: bool = False,
+) -> tuple[int, subprocess.Popen]:
+    """Start ``python -m ml_code.serve`` on a free port and return ``(port, process)`` once it is ready.
 
     ``env`` adds environment variables (e.g. ``MLOPS_SERVER_MAX_PENDING``) to the server's; ``args``
     adds options (e.g. ``["--capture-dir", DIR]``). Its stderr is a pipe (``process.stderr``), or with
-    ``log`` that file, and then every worker is ready on entry, not only the first (for benchmarks).
+    ``log`` that file, and then every worker is ready on return, not only the first. ``new_session``
+    keeps a terminal's Ctrl-C from reaching the server (its owner stops it). The caller stops it; a
+    server that does not become ready is killed before the error is raised.
     """
     port = free_port()
     log_file = log.open("w") if log is not None else None
@@ -98,17 +101,43 @@ def running_server(
         stdout=subprocess.DEVNULL,
         stderr=log_file if log_file is not None else subprocess.PIPE,
         text=True,
+        start_new_session=new_session,
     )
     if log_file is not None:
         log_file.close()  # the server holds its own copy
     try:
-        wait_for_ping(port, process)
+        wait_for_ping(port, process, timeout=timeout)
         if log is not None:
-            wait_for_workers(log, workers, process)
+            wait_for_workers(log, workers, process, timeout=timeout)
+    except BaseException:
+        stop_server(process)
+        raise
+    return port, process
+
+
+def stop_server(process: subprocess.Popen, timeout: float = 15.0) -> None:
+    """SIGTERM (the workers finish what they hold, captured, and close their files), then SIGKILL if
+    the server has not exited within ``timeout`` seconds."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@contextlib.contextmanager
+def running_server(
+    model_dir: Path,
+    *,
+    workers: int = 2,
+    env: dict[str, str] | None = None,
+    args: list[str] | None = None,
+    log: Path | None = None,
+) -> Iterator[tuple[int, subprocess.Popen]]:
+    """``start_server`` as a context manager: the server is stopped on exit."""
+    port, process = start_server(model_dir, workers=workers, env=env, args=args, log=log)
+    try:
         yield port, process
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_server(process)

@@ -18,7 +18,6 @@ same interface the CloudFormation stage has, so the deploy's own code decides an
 from __future__ import annotations
 
 import http.client
-import os
 import subprocess
 import sys
 import tarfile
@@ -44,7 +43,7 @@ from model_deploy.stage import (  # noqa: E402
     UpdateState,
 )
 
-from ml_code.serving.readiness import free_port, wait_for_ping  # noqa: E402
+from ml_code.serving.readiness import free_port, start_server, stop_server  # noqa: E402
 from tools.local_endpoint import LocalRuntime  # noqa: E402
 
 VARIANT = "primary"
@@ -172,41 +171,21 @@ class LocalEndpoint:
         self.state: StackProgress = "complete"
         self.reason = ""
         self.switches: list[tuple[float, str]] = []  # (time, package) of each switch, for the timeline
+        self.servers_started = 0
 
     def _start_server(self, model_dir: Path) -> tuple[int, subprocess.Popen[str]]:
-        port = free_port()
-        command = [
-            sys.executable,
-            "-m",
-            "ml_code.serve",
-            "--model-dir",
-            str(model_dir),
-            "--port",
-            str(port),
-            "--host",
-            "127.0.0.1",
-        ]
+        args = []
         if self.capture_root is not None:
-            command += ["--capture-dir", str(self.capture_root), "--endpoint-name", self.name, "--variant", VARIANT]
+            args = ["--capture-dir", str(self.capture_root), "--endpoint-name", self.name, "--variant", VARIANT]
         # A file, not a pipe: nobody reads a long-running server's stderr, and a full pipe would block it.
-        log = self.work_dir / f"{self.name}-{port}.log"
+        self.servers_started += 1
+        log = self.work_dir / f"{self.name}-{self.servers_started}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
-        with log.open("w") as stderr:
-            process = subprocess.Popen(
-                command,
-                cwd=ROOT,
-                env={**os.environ, "SAGEMAKER_MODEL_SERVER_WORKERS": "1"},
-                stdout=subprocess.DEVNULL,
-                stderr=stderr,
-                text=True,
-                start_new_session=True,  # Ctrl-C in the terminal reaches the demo, which stops its servers
-            )
         try:
-            wait_for_ping(port, process, timeout=120)
+            # Its own session: Ctrl-C in the terminal reaches the demo, which stops its servers.
+            return start_server(model_dir, workers=1, args=args, log=log, timeout=120, new_session=True)
         except (RuntimeError, TimeoutError) as exc:
-            process.kill()
             raise RuntimeError(f"{exc}; its log: {log.read_text(errors='replace')[-2000:]}") from None
-        return port, process
 
     def deploy(self, model_dir: Path, package_arn: str, config_name: str) -> None:
         """Blue/green to ``model_dir`` in the background; ``state`` says when it is done."""
@@ -230,11 +209,7 @@ class LocalEndpoint:
         threading.Thread(target=run, daemon=True).start()
 
     def _stop(self, backend: Backend) -> None:
-        backend.process.terminate()  # SIGTERM: answered requests are captured, files closed
-        try:
-            backend.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            backend.process.kill()
+        stop_server(backend.process, timeout=30)
         if backend in self.backends:
             self.backends.remove(backend)
 
