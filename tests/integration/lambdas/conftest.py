@@ -15,7 +15,6 @@ import socket
 import ssl
 import sys
 import threading
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,6 +25,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from tools.local_aws.events import job_state_change
 
 ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT / "lambdas"))  # how Lambda sees the asset: packages at the root
@@ -194,24 +195,8 @@ def set_environment(monkeypatch: pytest.MonkeyPatch, moto_endpoint: str, values:
 
 def processing_job_state_change(detail: dict, status: str = "Completed", account: str = "123456789012") -> dict:
     """EventBridge's "SageMaker Processing Job State Change" for a job's description (DescribeProcessingJob's
-    fields; SageMaker gives times as epoch milliseconds)."""
-    body = {
-        k: (int(v.timestamp() * 1000) if isinstance(v, datetime.datetime) else v)
-        for k, v in detail.items()
-        if k != "ResponseMetadata"
-    }
-    body["ProcessingJobStatus"] = status
-    return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": "SageMaker Processing Job State Change",
-        "source": "aws.sagemaker",
-        "account": account,
-        "time": "2026-11-23T10:25:00Z",
-        "region": "eu-west-1",
-        "resources": [detail.get("ProcessingJobArn", "")],
-        "detail": body,
-    }
+    fields; SageMaker gives times as epoch milliseconds), in eu-west-1."""
+    return job_state_change(detail, account, "eu-west-1", status)
 
 
 def without_monitoring(template: dict, stage: object) -> dict:

@@ -29,51 +29,20 @@ import csv
 import io
 import json
 import random
-import subprocess
-import sys
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 from moto.events.models import EventPattern
 
 from tests.integration.conftest import REGION, ROOT, aws_client
 from tests.integration.lambdas.conftest import processing_job_state_change
+from tools.local_aws.processing import run_processing_job, upload_tree
+from tools.local_aws.templates import only, placeholders, resolve
 
 pytestmark = pytest.mark.slow
 ENV, SOURCE = "prod", "dev"
-
-
-def resolve(value: Any, known: dict[str, str]) -> Any:
-    """A template value with its references replaced by what they stand for here (``known``: by logical id,
-    ``<id>.<attribute>`` or parameter name; exports by their name)."""
-    if isinstance(value, dict) and len(value) == 1:
-        ((function, argument),) = value.items()
-        if function == "Ref":
-            return known[argument]
-        if function == "Fn::GetAtt":
-            return known[f"{argument[0]}.{argument[1]}"]
-        if function == "Fn::ImportValue":
-            return known[argument]
-        if function == "Fn::Join":
-            return argument[0].join(str(resolve(part, known)) for part in argument[1])
-    if isinstance(value, dict):
-        return {k: resolve(v, known) for k, v in value.items()}
-    if isinstance(value, list):
-        return [resolve(v, known) for v in value]
-    return value
-
-
-def _only(template: dict, type_: str, **match: Any) -> tuple[str, dict]:
-    found = [
-        (lid, r)
-        for lid, r in template["Resources"].items()
-        if r["Type"] == type_ and all(r["Properties"].get(k) == v for k, v in match.items())
-    ]
-    assert len(found) == 1, (type_, match, [lid for lid, _ in found])
-    return found[0]
 
 
 def _capture(
@@ -98,39 +67,6 @@ def _capture(
         writer.write(body, "text/csv", answer, "text/csv", inference_id=inference)
         labels.append((inference, row[target]))
     return labels
-
-
-def _upload_tree(s3: Any, local: Path, bucket: str, prefix: str) -> None:
-    for path in sorted(p for p in local.rglob("*") if p.is_file()):
-        s3.put_object(Bucket=bucket, Key=f"{prefix}{path.relative_to(local).as_posix()}", Body=path.read_bytes())
-
-
-def _run_like_sagemaker(s3: Any, job: dict, root: Path) -> subprocess.CompletedProcess[str]:
-    """Download the job's S3 inputs to its local paths (under ``root``), run its entrypoint, upload its output."""
-
-    def local(path: str) -> Path:
-        return root / path.removeprefix("/opt/ml/processing/")
-
-    for item in job["ProcessingInputs"]:
-        bucket, _, prefix = item["S3Input"]["S3Uri"].removeprefix("s3://").partition("/")
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-            for obj in page.get("Contents", []):
-                target = local(item["S3Input"]["LocalPath"]) / obj["Key"][len(prefix) :]
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read())
-    command = [
-        local(a).as_posix() if a.startswith("/opt/ml/processing/") else a
-        for a in job["AppSpecification"]["ContainerEntrypoint"]
-    ]
-    assert command[:3] == ["python3", "-m", "ml_code.monitor"]
-    done = subprocess.run(
-        [sys.executable, *command[1:]], cwd=ROOT, capture_output=True, text=True, check=False, timeout=300
-    )
-    (output,) = job["ProcessingOutputConfig"]["Outputs"]
-    bucket, _, prefix = output["S3Output"]["S3Uri"].removeprefix("s3://").partition("/")
-    if done.returncode == 0:
-        _upload_tree(s3, local(output["S3Output"]["LocalPath"]), bucket, prefix)
-    return done
 
 
 def test_drifted_traffic_retrains_the_source_build(
@@ -189,7 +125,7 @@ def test_drifted_traffic_retrains_the_source_build(
             "SupportedResponseMIMETypes": ["text/csv"],
         },
     )["ModelPackageArn"]
-    data_key_export = _only(endpoint_template, "Custom::MonitoringBaseline")[1]["Properties"]["KmsKeyArn"][
+    data_key_export = only(endpoint_template, "Custom::MonitoringBaseline")[1]["Properties"]["KmsKeyArn"][
         "Fn::ImportValue"
     ]
     known: dict[str, str] = {
@@ -202,7 +138,7 @@ def test_drifted_traffic_retrains_the_source_build(
     }
 
     # 2. The deploy: CloudFormation calls the baseline custom resource with the stack's properties.
-    baseline_id, baseline = _only(endpoint_template, "Custom::MonitoringBaseline")
+    baseline_id, baseline = only(endpoint_template, "Custom::MonitoringBaseline")
     properties = resolve({k: v for k, v in baseline["Properties"].items() if k != "ServiceToken"}, known)
     event = {
         "RequestType": "Create",
@@ -240,7 +176,7 @@ def test_drifted_traffic_retrains_the_source_build(
         config.endpoint_name,
         datetime(2026, 11, 22, 9, 30, tzinfo=UTC),
     )
-    _upload_tree(s3, capture_root, monitoring, f"{config.capture_prefix}/")
+    upload_tree(s3, capture_root, monitoring, f"{config.capture_prefix}/")
     truth = "".join(
         json.dumps(
             {
@@ -257,12 +193,12 @@ def test_drifted_traffic_retrains_the_source_build(
     )
 
     # 4. Scheduler's invocations at 10:10: the launcher as configured by the stack.
-    launcher_fn = _only(
+    launcher_fn = only(
         endpoint_template, "AWS::Lambda::Function", FunctionName=f"{config.name_prefix}-monitoring-launcher"
     )[1]
-    variables = resolve(launcher_fn["Properties"]["Environment"]["Variables"], _placeholders(endpoint_template) | known)
+    variables = resolve(launcher_fn["Properties"]["Environment"]["Variables"], placeholders(endpoint_template) | known)
     launcher = Launcher(LauncherSettings.model_validate(variables), s3=s3, sagemaker=sagemaker)
-    results_fn = _only(
+    results_fn = only(
         endpoint_template, "AWS::Lambda::Function", FunctionName=f"{config.name_prefix}-monitoring-results"
     )[1]
     results = Results(
@@ -279,7 +215,8 @@ def test_drifted_traffic_retrains_the_source_build(
         assert launch.action == "started", launch.reason
         job = sagemaker.describe_processing_job(ProcessingJobName=launch.job_name)
         # 5. The job, run as SageMaker runs it.
-        done = _run_like_sagemaker(s3, job, tmp_path / check)
+        assert job["AppSpecification"]["ContainerEntrypoint"][:3] == ["python3", "-m", "ml_code.monitor"]
+        done = run_processing_job(s3, job, tmp_path / check, timeout=300)
         assert done.returncode == 0, done.stderr
         # 6. Its state change, to the results function.
         outcome = results.on_job(ProcessingJobStateChange.model_validate(processing_job_state_change(job)))
@@ -297,7 +234,7 @@ def test_drifted_traffic_retrains_the_source_build(
     assert {"rmse", "mae", "model_quality_violations"} <= set(model_quality.metrics)
 
     # 7. The drift alarm as synthesized, evaluated on the published datapoints as CloudWatch would.
-    _, alarm = _only(endpoint_template, "AWS::CloudWatch::Alarm", AlarmName=config.monitoring_alarm_name("drift"))
+    _, alarm = only(endpoint_template, "AWS::CloudWatch::Alarm", AlarmName=config.monitoring_alarm_name("drift"))
     props = alarm["Properties"]
     (stat,) = [m["MetricStat"] for m in props["Metrics"]]
     datapoints = cloudwatch.get_metric_statistics(
@@ -353,7 +290,7 @@ def test_drifted_traffic_retrains_the_source_build(
     assert len(rules) == 1
 
     # 8. The retrain function, as configured in dev, starts dev's build.
-    retrain_fn = _only(retrain_template, "AWS::Lambda::Function", FunctionName=f"{source.name_prefix}-model-retrain")[1]
+    retrain_fn = only(retrain_template, "AWS::Lambda::Function", FunctionName=f"{source.name_prefix}-model-retrain")[1]
     pipeline = retrain_fn["Properties"]["Environment"]["Variables"]["PIPELINE_NAME"]
     assert pipeline == source.build_pipeline_name
     if pipeline not in [p["PipelineName"] for p in sagemaker.list_pipelines()["PipelineSummaries"]]:
@@ -384,29 +321,3 @@ def test_drifted_traffic_retrains_the_source_build(
     description = execution["PipelineExecutionDescription"]
     assert f"model {package}" in description
     assert f"violations {data_quality.report}constraint_violations.json" in description
-
-
-def _placeholders(template: dict) -> dict[str, str]:
-    """Values of what the launcher's environment refers to outside this test's control: the job role, the
-    subnets and the security group (any well-formed ids: moto checks none of them)."""
-    known: dict[str, str] = {}
-    for lid, resource in template["Resources"].items():
-        if resource["Type"] == "AWS::IAM::Role":
-            known[f"{lid}.Arn"] = f"arn:aws:iam::123456789012:role/{lid}"
-        if resource["Type"] == "AWS::EC2::SecurityGroup":
-            known[f"{lid}.GroupId"] = "sg-0ccc"
-    for parameter in template.get("Parameters", {}):
-        known.setdefault(parameter, "x")
-    for export in _exports(template):
-        known.setdefault(export, "subnet-0aaa" if "Subnet" in export else "x")
-    return known
-
-
-def _exports(value: Any) -> list[str]:
-    if isinstance(value, dict):
-        if set(value) == {"Fn::ImportValue"}:
-            return [value["Fn::ImportValue"]]
-        return [e for v in value.values() for e in _exports(v)]
-    if isinstance(value, list):
-        return [e for v in value for e in _exports(v)]
-    return []
