@@ -151,9 +151,12 @@ class Deployer:
         name = f"{plan.reason}-v{plan.version.number}-{plan.deploy_id}"
         # Step Functions answers a repeated start of a running execution with that execution: ask first.
         existing = self.settings.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name}"
+        # The execution announces itself (its first state, NotifyStarted): a start whose answer was lost,
+        # or a rerun after a failure, finds the deploy and starts no second one, and no announcement is lost.
+        already = Decision("duplicate", f"deploy {name} was already started for event {plan.event_id}", existing)
         try:
             self.stepfunctions.describe_execution(executionArn=existing)
-            return Decision("duplicate", f"deploy {name} was already started for event {plan.event_id}", existing)
+            return already
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "ExecutionDoesNotExist":
                 raise
@@ -163,16 +166,14 @@ class Deployer:
             )
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ExecutionAlreadyExists":
-                # A redelivered event: its deploy exists already, under the name the event gave it.
-                return Decision("duplicate", f"deploy {name} was already started for event {plan.event_id}")
+                # Started in between, under the name this event gives it (or by this call's lost first attempt).
+                return already
             raise
-        decision = Decision(
+        return Decision(
             "started",
             f"{plan.reason} deploy of version {plan.version.number} to {', '.join(s.name for s in plan.stages)}",
             response["executionArn"],
         )
-        self._publish(f"Deploy started: v{plan.version.number} ({plan.reason})", decision.as_dict())
-        return decision
 
     # --- the state machine's tasks -----------------------------------------------------------
 
@@ -356,7 +357,7 @@ class Deployer:
         if task.error:
             message["error"] = task.error.get("Error", "")
             message["cause"] = _cause(task.error.get("Cause", ""))
-        verdict = "succeeded" if task.outcome == "succeeded" else "FAILED"
+        verdict = {"started": "started", "succeeded": "succeeded"}.get(task.outcome, "FAILED")
         self._publish(f"Deploy {verdict}: v{plan.version.number} ({plan.reason})", message)
         return {"state": "notified", "detail": verdict}
 

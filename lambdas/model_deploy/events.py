@@ -132,5 +132,5 @@ class Task(_Strict):
     restoring: bool = False
     execution_arn: str = ""
     token: str = Field(default="", max_length=4096)
-    outcome: Literal["", "succeeded", "failed"] = ""
+    outcome: Literal["", "started", "succeeded", "failed"] = ""
     error: dict[str, str] = {}

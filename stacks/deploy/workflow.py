@@ -1,10 +1,11 @@
 """The deploy state machine: each approved version goes through the registry's stages, one stage at a time.
 
-    WaitForTurn ─► for each stage (in order, one at a time):
-                     [Approval: a person, by task token]  (stages listed in deploy.approval_before)
-                     Update ─► (wait, Status)* ─► Verify ─► SmokeTest ─► CleanUp
-                                                   │
-                                                   └ rolled back ─► Restore the serving version ─► Update ─► … ─► Fail
+    Notify (started: the execution announces itself, once)
+    ─► WaitForTurn ─► for each stage (in order, one at a time):
+                        [Approval: a person, by task token]  (stages listed in deploy.approval_before)
+                        Update ─► (wait, Status)* ─► Verify ─► SmokeTest ─► CleanUp
+                                                      │
+                                                      └ rolled back ─► Restore serving version ─► Update ─► … ─► Fail
     ─► Notify (succeeded) │ any failure ─► Notify (failed, with the error) ─► Fail
 
 Step Functions rather than CodePipeline: a deploy changes the endpoint stack's *parameters* with its
@@ -161,10 +162,17 @@ class DeployWorkflow(Construct):
         failed = step("NotifyFailed", "notify", stage=False, result=False, outcome="failed", **{"error.$": "$.error"})
         stages.add_catch(failed.next(sfn.Fail(self, "DeployFailed", error="DeployFailed")), result_path="$.error")
         succeeded = step("NotifySucceeded", "notify", stage=False, result=False, outcome="succeeded")
-        definition = start.next(turn).next(
-            sfn.Choice(self, "MyTurn?")
-            .when(sfn.Condition.boolean_equals("$.turn.ready", True), stages.next(succeeded))
-            .otherwise(sfn.Wait(self, "WaitForTurn", time=sfn.WaitTime.duration(WAIT_FOR_TURN)).next(turn))
+        # The execution announces itself: one announcement per deploy, however often its event was
+        # delivered or its start retried.
+        announced = step("NotifyStarted", "notify", stage=False, result=False, outcome="started")
+        definition = (
+            start.next(announced)
+            .next(turn)
+            .next(
+                sfn.Choice(self, "MyTurn?")
+                .when(sfn.Condition.boolean_equals("$.turn.ready", True), stages.next(succeeded))
+                .otherwise(sfn.Wait(self, "WaitForTurn", time=sfn.WaitTime.duration(WAIT_FOR_TURN)).next(turn))
+            )
         )
 
         log_group = encrypted_log_group(self, "Logs", config=config, key=logs_key)

@@ -107,6 +107,9 @@ def test_the_state_machine_waits_its_turn_then_walks_the_stages_one_at_a_time(si
     definition = _definition(single_account, "dev")
     states = definition["States"]
     assert definition["StartAt"] == "Start"
+    # The execution announces itself first: one announcement per deploy, whatever the trigger retried.
+    assert states["Start"]["Next"] == "NotifyStarted" and states["NotifyStarted"]["Next"] == "Turn"
+    assert states["NotifyStarted"]["Parameters"]["outcome"] == "started"
     assert states["Turn"]["Next"] == "MyTurn?"
     assert states["WaitForTurn"]["Next"] == "Turn"
     stages = states["Stages"]
@@ -150,6 +153,7 @@ def test_the_state_machine_waits_its_turn_then_walks_the_stages_one_at_a_time(si
     }
     assert tasks == {
         "Turn": "turn",
+        "NotifyStarted": "notify",
         "NotifyFailed": "notify",
         "NotifySucceeded": "notify",
         "Approval": "approval",

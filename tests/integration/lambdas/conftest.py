@@ -243,3 +243,8 @@ def without_monitoring(template: dict, stage: object) -> dict:
         if name in PARAMETERS or name == "BootstrapVersion" or f'"Ref": "{name}"' in text
     }
     return out
+
+
+# The deploy's world (``deploy_world.py``) for every test module of the deploy functions. Imported last:
+# that module uses ``without_monitoring`` above.
+from tests.integration.lambdas.deploy_world import world  # noqa: E402, F401

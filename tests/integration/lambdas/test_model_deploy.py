@@ -2,7 +2,7 @@
 
 Given: staging's synthesized endpoint stack (``cdk.out``, as ``cdk deploy`` creates it: no model)
 created in moto's CloudFormation, a registry with approved versions whose metadata names their
-test split, and the deploy's table and topic. The functions find the local server through
+test split, and the deploy's table and topic (``deploy_world.py``). The functions find the local server through
 ``AWS_ENDPOINT_URL``; nothing in the code under test is patched.
 
 What moto cannot do, and how the tests stand in for it:
@@ -22,301 +22,32 @@ import csv
 import io
 import json
 import re
-import urllib.request
-import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
-import boto3
 import pytest
 from model_deploy import handler
-from model_deploy.deploy import Deployer, RolledBack, deploy_id
-from model_deploy.events import ModelPackageStateChange, Plan, PlannedStage, Settings, Task, Version
-from model_deploy.registry import Registry, RegistryError
+from model_deploy.deploy import RolledBack, deploy_id
+from model_deploy.events import ModelPackageStateChange, Plan, PlannedStage, Version
+from model_deploy.registry import RegistryError
 from model_deploy.smoke import SmokeTestFailed
-from model_deploy.stage import Stage, StageError
+from model_deploy.stage import StageError
 
 from pipelines import approve
 from stacks.config import load_config
 from tests.conftest import ROOT
-from tests.integration.conftest import REGION, aws_client
-from tests.integration.lambdas.conftest import without_monitoring
-from tools.local_endpoint import LocalRuntime
-
-ACCOUNT = "123456789012"  # moto's account
-GROUP = "mlops-dev-models"
-STACK = "mlops-staging-endpoint"
-STATE_MACHINE = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:mlops-dev-deploy"
-ARTIFACTS = "mlops-dev-artifacts-123456789012-eu-west-1"
-SAMPLE = ROOT / "data" / "abalone.csv"
-
-
-def _exports(template: dict[str, Any], values: dict[str, str]) -> dict[str, Any]:
-    """A stack exporting what the endpoint template imports from its foundation, with moto's real ids."""
-    names = sorted(set(re.findall(r'"Fn::ImportValue": "([^"]+)"', json.dumps(template))))
-    outputs = {}
-    for i, name in enumerate(names):
-        (value,) = [v for key, v in values.items() if key in name]
-        outputs[f"Export{i}"] = {"Value": value, "Export": {"Name": name}}
-    return {
-        "Resources": {
-            "Marker": {
-                "Type": "AWS::SSM::Parameter",
-                "Properties": {"Name": "/exports", "Type": "String", "Value": "1"},
-            }
-        },
-        "Outputs": outputs,
-    }
-
-
-@dataclass
-class World:
-    endpoint: str
-    clients: dict[str, Any]
-    settings: Settings
-    runtime: LocalRuntime
-    queue_url: str
-    versions: list[Version]
-
-    def client(self, service: str) -> Any:
-        return self.clients[service]
-
-    def stage(self, name: str = "staging") -> Stage:
-        settings = self.settings.stage(name)
-        session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION)
-        stage = Stage.assume(settings, session=session, deploy_id="test")
-        stage.runtime = self.runtime  # moto's runtime answers a canned body: the smoke test calls a real server
-        return stage
-
-    def deployer(self, *, p95_ms: float = 5000) -> Deployer:
-        sm = self.client("sagemaker")
-        stages = [s.model_copy(update={"smoke_p95_ms": p95_ms}) for s in self.settings.stages]
-        return Deployer(
-            self.settings.model_copy(update={"stages": stages}),
-            registry=Registry(sm, GROUP),
-            stage=lambda settings, _id: self.stage(settings.name),
-            s3=self.client("s3"),
-            sns=self.client("sns"),
-            dynamodb=self.client("dynamodb"),
-            stepfunctions=self.client("stepfunctions"),
-        )
-
-    def notifications(self) -> list[dict[str, Any]]:
-        sqs, out = self.client("sqs"), []
-        while messages := sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10).get("Messages"):
-            for message in messages:
-                envelope = json.loads(message["Body"])
-                out.append({"subject": envelope.get("Subject"), **json.loads(envelope["Message"])})
-                sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
-        return out
-
-    def stack_parameters(self) -> dict[str, str]:
-        (stack,) = self.client("cloudformation").describe_stacks(StackName=STACK)["Stacks"]
-        return {p["ParameterKey"]: p.get("ParameterValue", "") for p in stack["Parameters"]}
-
-    def serve_endpoint_on(self, config: str) -> None:
-        """What SageMaker's guardrails leave after rolling an update back: the endpoint on ``config``."""
-        sm = self.client("sagemaker")
-        name = self.stage().served().endpoint_name
-        sm.delete_endpoint(EndpointName=name)
-        sm.create_endpoint(EndpointName=name, EndpointConfigName=config)
-
-
-def _package_event(version: Version, status: str, event_id: str | None = None) -> dict[str, Any]:
-    """EventBridge's "SageMaker Model Package State Change", as SageMaker's documentation shows it."""
-    return {
-        "version": "0",
-        "id": event_id or str(uuid.uuid4()),
-        "detail-type": "SageMaker Model Package State Change",
-        "source": "aws.sagemaker",
-        "account": ACCOUNT,
-        "time": "2026-12-04T10:00:00Z",
-        "region": REGION,
-        "resources": [version.arn],
-        "detail": {
-            "ModelPackageGroupName": GROUP,
-            "ModelPackageVersion": version.number,
-            "ModelPackageArn": version.arn,
-            "CreationTime": "2026-12-04T09:00:00Z",
-            "ModelPackageStatus": "Completed",
-            "ModelApprovalStatus": status,
-            "LastModifiedTime": "2026-12-04T10:00:00Z",
-        },
-    }
-
-
-@pytest.fixture
-def world(single_account, server, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
-    """The local AWS, emptied first (the template's names are fixed), holding staging's endpoint stack."""
-    endpoint = moto_endpoint
-    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=30).close()
-    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
-    for name, value in (
-        ("AWS_ACCESS_KEY_ID", "testing"),
-        ("AWS_SECRET_ACCESS_KEY", "testing"),
-        ("AWS_DEFAULT_REGION", REGION),
-    ):
-        monkeypatch.setenv(name, value)
-    clients = {
-        s: aws_client(s, endpoint)
-        for s in ("cloudformation", "ssm", "ec2", "kms", "s3", "sagemaker", "sns", "sqs", "dynamodb", "stepfunctions")
-    }
-    yield _build(endpoint, clients, single_account, server[0])
-
-
-def _build(endpoint: str, c: dict[str, Any], app, server_port: int) -> World:
-    # --- the foundation staging's endpoint stack imports, as real moto resources ----------------
-    c["ssm"].put_parameter(Name="/cdk-bootstrap/hnb659fds/version", Value="30", Type="String")
-    vpc = c["ec2"].create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
-    subnets = [c["ec2"].create_subnet(VpcId=vpc, CidrBlock=f"10.20.{i}.0/24")["Subnet"]["SubnetId"] for i in (1, 2)]
-    monitoring = "mlops-staging-monitoring-123456789012-eu-west-1"
-    for bucket in (monitoring, ARTIFACTS):
-        c["s3"].create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
-    # The monitoring is not what the deploy functions act on, and moto cannot create it.
-    template = without_monitoring(app.templates["staging"]["Endpoint"], app.stages["staging"])
-    for resource in template["Resources"].values():
-        resource.get("Properties", {}).pop("Tags", None)  # moto cannot create tagged KMS keys from a template
-    values = {
-        "DataKey": c["kms"].create_key()["KeyMetadata"]["Arn"],
-        "LogsKey": c["kms"].create_key()["KeyMetadata"]["Arn"],
-        "Monitoring": monitoring,
-        "Subnet1": subnets[0],
-        "Subnet2": subnets[1],
-        "NetworkVpc7": vpc,
-    }
-    c["cloudformation"].create_stack(
-        StackName="mlops-staging-foundation", TemplateBody=json.dumps(_exports(template, values))
-    )
-    # What `cdk deploy` does: create the stack with no model (moto needs every parameter given at create).
-    defaults = [
-        {"ParameterKey": k, "ParameterValue": str(p.get("Default", ""))} for k, p in template["Parameters"].items()
-    ]
-    c["cloudformation"].create_stack(
-        StackName=STACK, TemplateBody=json.dumps(template), Parameters=defaults, Capabilities=["CAPABILITY_NAMED_IAM"]
-    )
-
-    # --- the registry: two approved versions, each with its test split --------------------------
-    c["sagemaker"].create_model_package_group(ModelPackageGroupName=GROUP)
-    test_csv = "\n".join(SAMPLE.read_text().splitlines()[:60]) + "\n"
-    versions = []
-    for number in (1, 2):
-        key = f"mlops-dev-model-build/run-{number}/test"
-        c["s3"].put_object(Bucket=ARTIFACTS, Key=f"{key}/test.csv", Body=test_csv.encode())
-        base = f"s3://{ARTIFACTS}/mlops-dev-model-build/run-{number}"
-        arn = c["sagemaker"].create_model_package(
-            ModelPackageGroupName=GROUP,
-            ModelApprovalStatus="Approved",
-            InferenceSpecification={
-                "Containers": [
-                    {
-                        "Image": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/mlops-dev/inference:abc",
-                        "ModelDataUrl": f"{base}/model.tar.gz",
-                    }
-                ],
-                "SupportedContentTypes": ["text/csv"],
-                "SupportedResponseMIMETypes": ["text/csv"],
-            },
-            ModelMetrics={
-                "ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": f"{base}/evaluation.json"}},
-                "ModelDataQuality": {
-                    "Statistics": {"ContentType": "application/json", "S3Uri": f"{base}/statistics.json"},
-                    "Constraints": {"ContentType": "application/json", "S3Uri": f"{base}/constraints.json"},
-                },
-            },
-            CustomerMetadataProperties={
-                "test_data_uri": f"s3://{ARTIFACTS}/{key}",
-                "target": "rings",
-                "problem_type": "regression",
-            },
-        )["ModelPackageArn"]
-        versions.append(Version.of(arn))
-
-    # --- the deploy's own resources --------------------------------------------------------------
-    c["dynamodb"].create_table(
-        TableName="mlops-dev-deploy-approvals",
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    topic = c["sns"].create_topic(Name="mlops-dev-deploy")["TopicArn"]
-    queue_url = c["sqs"].create_queue(QueueName="deploy-notifications")["QueueUrl"]
-    queue_arn = c["sqs"].get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    c["sns"].subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
-    c["stepfunctions"].create_state_machine(
-        name="mlops-dev-deploy",
-        definition=json.dumps({"StartAt": "Wait", "States": {"Wait": {"Type": "Wait", "Seconds": 600, "End": True}}}),
-        roleArn=f"arn:aws:iam::{ACCOUNT}:role/mlops-dev-deploy",
-    )
-    settings = Settings.model_validate(
-        {
-            "TOPIC_ARN": topic,
-            "TABLE_NAME": "mlops-dev-deploy-approvals",
-            "MODEL_PACKAGE_GROUP": GROUP,
-            "STATE_MACHINE_ARN": STATE_MACHINE,
-            "STAGES": json.dumps(
-                [
-                    {
-                        "name": "staging",
-                        "name_prefix": "mlops-staging",
-                        "region": REGION,
-                        "stack_name": STACK,
-                        "endpoint_name": "mlops-staging-endpoint",
-                        "deployer_role_arn": f"arn:aws:iam::{ACCOUNT}:role/mlops-staging-endpoint-deployer",
-                        "cloudformation_role_arn": f"arn:aws:iam::{ACCOUNT}:role/mlops-staging-endpoint-cloudformation",
-                        "approval": False,
-                        "smoke_rows": 10,
-                        "smoke_p95_ms": 5000,
-                        "kind": "instance",
-                    },
-                    {
-                        "name": "prod",
-                        "name_prefix": "mlops-prod",
-                        "region": REGION,
-                        "stack_name": "mlops-prod-endpoint",
-                        "endpoint_name": "mlops-prod-endpoint",
-                        "deployer_role_arn": f"arn:aws:iam::{ACCOUNT}:role/mlops-prod-endpoint-deployer",
-                        "cloudformation_role_arn": f"arn:aws:iam::{ACCOUNT}:role/mlops-prod-endpoint-cloudformation",
-                        "approval": True,
-                        "smoke_rows": 10,
-                        "smoke_p95_ms": 5000,
-                        "kind": "instance",
-                    },
-                ]
-            ),
-        }
-    )
-    world = World(endpoint, c, settings, LocalRuntime(), queue_url, versions)
-    return world
-
-
-def _task(
-    world: World, name: str, version: Version, *, target: Version | None = None, restoring: bool = False, **extra: Any
-) -> Task:
-    plan = Plan(
-        deploy_id="abc123",
-        version=version,
-        reason="approved",
-        event_id="evt",
-        stages=[PlannedStage(name="staging", approval=False), PlannedStage(name="prod", approval=True)],
-    )
-    return Task(
-        task=name,
-        plan=plan,
-        stage=PlannedStage(name="staging", approval=False),
-        target=target or version,
-        restoring=restoring,
-        execution_arn=extra.pop("execution_arn", f"{STATE_MACHINE.replace('stateMachine', 'execution')}:x"),
-        **extra,
-    )
-
-
-def _deploy_to_staging(world: World, version: Version) -> dict[str, Any]:
-    deployer = world.deployer()
-    assert deployer.run(_task(world, "update", version))["state"] == "started"
-    assert deployer.run(_task(world, "status", version))["state"] == "complete"
-    return deployer.run(_task(world, "verify", version))
-
+from tests.integration.conftest import REGION
+from tests.integration.lambdas.deploy_world import (
+    ACCOUNT,
+    ARTIFACTS,
+    GROUP,
+    SAMPLE,
+    STACK,
+    STATE_MACHINE,
+    World,
+    deploy_to_staging,
+    make_task,
+    package_event,
+)
 
 # --- update, follow, verify ---------------------------------------------------------------------
 
@@ -327,7 +58,7 @@ def test_an_update_sets_the_stack_to_the_version_and_the_endpoint_serves_it(worl
     assert world.stack_parameters()["ModelPackageArn"] == ""
     assert world.client("sagemaker").list_endpoints()["Endpoints"] == []
     # When the deploy updates staging to v1 and verifies it
-    verified = _deploy_to_staging(world, v1)
+    verified = deploy_to_staging(world, v1)
     # Then the stack carries the version, its baselines and the deploy's id, and the endpoint serves v1.
     parameters = world.stack_parameters()
     assert parameters["ModelPackageArn"] == v1.arn
@@ -343,17 +74,17 @@ def test_an_update_sets_the_stack_to_the_version_and_the_endpoint_serves_it(worl
 
 def test_updating_to_the_version_already_set_changes_nothing(world: World) -> None:
     v1 = world.versions[0]
-    _deploy_to_staging(world, v1)
+    deploy_to_staging(world, v1)
     served = world.stage().served()
     # A redelivered task, or a rerun after a failure: no second update.
-    assert world.deployer().run(_task(world, "update", v1))["state"] == "unchanged"
+    assert world.deployer().run(make_task(world, "update", v1))["state"] == "unchanged"
     assert world.stage().served() == served
 
 
 def test_a_stage_serving_a_newer_approved_version_is_not_rolled_back_by_a_slow_deploy(world: World) -> None:
     v1, v2 = world.versions
-    _deploy_to_staging(world, v2)
-    result = world.deployer().run(_task(world, "update", v1))
+    deploy_to_staging(world, v2)
+    result = world.deployer().run(make_task(world, "update", v1))
     assert result == {"state": "superseded", "detail": "staging serves version 2"}
     assert world.stack_parameters()["ModelPackageArn"] == v2.arn
 
@@ -362,7 +93,7 @@ def test_a_version_that_is_no_longer_approved_is_not_deployed(world: World) -> N
     v1 = world.versions[0]
     world.client("sagemaker").update_model_package(ModelPackageArn=v1.arn, ModelApprovalStatus="Rejected")
     with pytest.raises(RegistryError, match="version 1 is Rejected, not Approved"):
-        world.deployer().run(_task(world, "update", v1))
+        world.deployer().run(make_task(world, "update", v1))
     assert world.stack_parameters()["ModelPackageArn"] == ""
 
 
@@ -370,18 +101,18 @@ def test_an_update_rolled_back_by_sagemaker_is_detected_and_the_stack_restored_t
     v1, v2 = world.versions
     # Given v2 deployed by CloudFormation...
     deployer = world.deployer()
-    _deploy_to_staging(world, v2)
+    deploy_to_staging(world, v2)
     # ...while SageMaker's guardrails rolled the endpoint back to v1's config, which CloudFormation retained
     # (moto neither rolls back nor retains: the test recreates that config and puts the endpoint on it).
     _retained_config(world, "mlops-staging-v1-earlier", _recreate_model(world, v1))
     world.serve_endpoint_on("mlops-staging-v1-earlier")
     # When the deploy verifies, it says so and names what serves
-    verified = deployer.run(_task(world, "verify", v2))
+    verified = deployer.run(make_task(world, "verify", v2))
     assert verified["state"] == "rolled_back"
     assert verified["serving"] == v1.model_dump()
     assert "rolled the update to v2 back; the endpoint serves mlops-staging-v1-earlier (v1)" in verified["detail"]
     # and restoring sets the stack back to v1, so that its monitoring baselines are those of what serves.
-    restore = _task(world, "update", v2, target=Version.model_validate(verified["serving"]), restoring=True)
+    restore = make_task(world, "update", v2, target=Version.model_validate(verified["serving"]), restoring=True)
     assert deployer.run(restore)["state"] == "started"
     parameters = world.stack_parameters()
     assert parameters["ModelPackageArn"] == v1.arn
@@ -411,7 +142,7 @@ def _recreate_model(world: World, version: Version) -> str:
 
 def test_a_stage_whose_stack_does_not_exist_yet_is_named_with_what_to_do(world: World) -> None:
     # prod's endpoint stack was never created here: what a stage looks like before `make deploy ENV=prod`.
-    task = _task(world, "update", world.versions[0]).model_copy(
+    task = make_task(world, "update", world.versions[0]).model_copy(
         update={"stage": PlannedStage(name="prod", approval=True)}
     )
     with pytest.raises(
@@ -427,24 +158,24 @@ def test_the_smoke_test_sends_the_versions_test_rows_to_the_endpoint_and_judges_
     world: World, server
 ) -> None:
     v1 = world.versions[0]
-    _deploy_to_staging(world, v1)
+    deploy_to_staging(world, v1)
     world.runtime.ports[world.stage().served().endpoint_name] = server[0]
-    result = world.deployer().run(_task(world, "smoke", v1))
+    result = world.deployer().run(make_task(world, "smoke", v1))
     assert result["state"] == "passed"
     assert result["detail"].startswith("staging: 11 requests, 0 errors")  # 10 one-row requests, then all 10 at once
 
 
 def test_a_slow_endpoint_fails_the_smoke_test_naming_its_p95(world: World, server) -> None:
     v1 = world.versions[0]
-    _deploy_to_staging(world, v1)
+    deploy_to_staging(world, v1)
     world.runtime.ports[world.stage().served().endpoint_name] = server[0]
     with pytest.raises(SmokeTestFailed, match=r"p95 latency \d+ ms is above 0.001 ms"):
-        world.deployer(p95_ms=0.001).run(_task(world, "smoke", v1))  # type: ignore[arg-type]
+        world.deployer(p95_ms=0.001).run(make_task(world, "smoke", v1))  # type: ignore[arg-type]
 
 
 def test_an_endpoint_that_answers_errors_fails_the_smoke_test(world: World, server) -> None:
     v1 = world.versions[0]
-    _deploy_to_staging(world, v1)
+    deploy_to_staging(world, v1)
     # A test split with a feature the model does not know: every row has a column too many, answered 400.
     rows = list(csv.reader(io.StringIO(SAMPLE.read_text())))[:20]
     out = io.StringIO()
@@ -454,7 +185,7 @@ def test_an_endpoint_that_answers_errors_fails_the_smoke_test(world: World, serv
     )
     world.runtime.ports[world.stage().served().endpoint_name] = server[0]
     with pytest.raises(SmokeTestFailed, match="row 1: HTTP 400"):
-        world.deployer().run(_task(world, "smoke", v1))
+        world.deployer().run(make_task(world, "smoke", v1))
 
 
 def test_a_version_without_recorded_test_data_cannot_be_smoke_tested(world: World) -> None:
@@ -468,7 +199,7 @@ def test_a_version_without_recorded_test_data_cannot_be_smoke_tested(world: Worl
         },
     )["ModelPackageArn"]
     with pytest.raises(Exception, match="records no test data"):
-        world.deployer().run(_task(world, "smoke", Version.of(old)))
+        world.deployer().run(make_task(world, "smoke", Version.of(old)))
 
 
 # --- the trigger ----------------------------------------------------------------------------------
@@ -476,17 +207,19 @@ def test_a_version_without_recorded_test_data_cannot_be_smoke_tested(world: Worl
 
 def test_an_approved_version_starts_one_deploy_and_a_redelivered_event_starts_none(world: World) -> None:
     v2 = world.versions[1]
-    event = ModelPackageStateChange.model_validate(_package_event(v2, "Approved", event_id="event-42"))
+    event = ModelPackageStateChange.model_validate(package_event(v2, "Approved", event_id="event-42"))
     first = world.deployer().on_package_change(event)
     again = world.deployer().on_package_change(event)
     assert first.action == "started" and again.action == "duplicate"
+    assert again.execution_arn == first.execution_arn
     (execution,) = world.client("stepfunctions").list_executions(stateMachineArn=STATE_MACHINE)["executions"]
     assert execution["name"] == f"approved-v2-{deploy_id('event-42')}"
     plan = Plan.model_validate_json(
         world.client("stepfunctions").describe_execution(executionArn=execution["executionArn"])["input"]
     )
     assert plan.version == v2 and [(s.name, s.approval) for s in plan.stages] == [("staging", False), ("prod", True)]
-    assert [n["subject"] for n in world.notifications()] == ["Deploy started: v2 (approved)"]
+    # The trigger announces nothing: the execution does, in its first state (NotifyStarted), once.
+    assert world.notifications() == []
 
 
 def test_the_trigger_handler_answers_a_redelivery_from_its_idempotency_record(world: World, lambda_context) -> None:
@@ -501,25 +234,23 @@ def test_the_trigger_handler_answers_a_redelivery_from_its_idempotency_record(wo
     with pytest.MonkeyPatch.context() as patch:
         for key, value in env.items():
             patch.setenv(key, value)
-        event = _package_event(world.versions[0], "Approved", event_id="event-7")
+        event = package_event(world.versions[0], "Approved", event_id="event-7")
         first = handler.trigger_handler(event, lambda_context)
         second = handler.trigger_handler(event, lambda_context)
     handler.settings.cache_clear(), handler.deployer.cache_clear(), handler.idempotency.cache_clear()
     assert first["action"] == "started" and second == first  # the stored answer, not a second decision
     assert len(world.client("stepfunctions").list_executions(stateMachineArn=STATE_MACHINE)["executions"]) == 1
-    assert len(world.notifications()) == 1
+    assert world.notifications() == []  # announced by the execution itself
 
 
 def test_rejecting_the_served_version_rolls_its_stages_back_to_the_approved_one_before_it(world: World) -> None:
     v1, v2 = world.versions
-    _deploy_to_staging(world, v2)
+    deploy_to_staging(world, v2)
     # A deploy of v2 still running (waiting for prod's approval) must not go on.
     sfn = world.client("stepfunctions")
     running = sfn.start_execution(stateMachineArn=STATE_MACHINE, name="approved-v2-old", input=_plan_json(v2))
     world.client("sagemaker").update_model_package(ModelPackageArn=v2.arn, ModelApprovalStatus="Rejected")
-    decision = world.deployer().on_package_change(
-        ModelPackageStateChange.model_validate(_package_event(v2, "Rejected"))
-    )
+    decision = world.deployer().on_package_change(ModelPackageStateChange.model_validate(package_event(v2, "Rejected")))
     assert decision.action == "started"
     assert sfn.describe_execution(executionArn=running["executionArn"])["status"] == "ABORTED"
     rollback = [
@@ -533,9 +264,7 @@ def test_rejecting_the_served_version_rolls_its_stages_back_to_the_approved_one_
 
 def test_rejecting_a_version_nobody_serves_starts_nothing_and_says_so(world: World) -> None:
     v2 = world.versions[1]
-    decision = world.deployer().on_package_change(
-        ModelPackageStateChange.model_validate(_package_event(v2, "Rejected"))
-    )
+    decision = world.deployer().on_package_change(ModelPackageStateChange.model_validate(package_event(v2, "Rejected")))
     assert decision.action == "nothing_to_do"
     assert world.client("stepfunctions").list_executions(stateMachineArn=STATE_MACHINE)["executions"] == []
     assert [n["subject"] for n in world.notifications()] == ["Rejected v2: nothing deployed"]
@@ -543,10 +272,8 @@ def test_rejecting_a_version_nobody_serves_starts_nothing_and_says_so(world: Wor
 
 def test_rejecting_the_only_approved_version_has_nothing_to_roll_back_to_and_says_so(world: World) -> None:
     v1 = world.versions[0]
-    _deploy_to_staging(world, v1)
-    decision = world.deployer().on_package_change(
-        ModelPackageStateChange.model_validate(_package_event(v1, "Rejected"))
-    )
+    deploy_to_staging(world, v1)
+    decision = world.deployer().on_package_change(ModelPackageStateChange.model_validate(package_event(v1, "Rejected")))
     assert decision.action == "nothing_to_do" and "no earlier version is approved" in decision.reason
     assert world.notifications()[0]["subject"] == "Rejected v1: NO version to roll back to"
 
@@ -573,18 +300,20 @@ def test_deploys_run_one_at_a_time_oldest_first(world: World) -> None:
         stateMachineArn=STATE_MACHINE, name="approved-v2-b", input=_plan_json(world.versions[1])
     )
     deployer = world.deployer()
-    assert deployer.run(_task(world, "turn", world.versions[1], execution_arn=newer["executionArn"])) == {
+    assert deployer.run(make_task(world, "turn", world.versions[1], execution_arn=newer["executionArn"])) == {
         "ready": False,
         "waiting_for": "approved-v1-a",
     }
-    assert deployer.run(_task(world, "turn", world.versions[0], execution_arn=older["executionArn"]))["ready"] is True
+    turn = deployer.run(make_task(world, "turn", world.versions[0], execution_arn=older["executionArn"]))
+    assert turn["ready"] is True
     sfn.stop_execution(executionArn=older["executionArn"])
-    assert deployer.run(_task(world, "turn", world.versions[1], execution_arn=newer["executionArn"]))["ready"] is True
+    turn = deployer.run(make_task(world, "turn", world.versions[1], execution_arn=newer["executionArn"]))
+    assert turn["ready"] is True
 
 
 def test_an_approval_waits_in_the_table_and_pipelines_approve_decides_it_as_the_caller(world: World) -> None:
     v2 = world.versions[1]
-    task = _task(world, "approval", v2, token="token-" + "x" * 600)
+    task = make_task(world, "approval", v2, token="token-" + "x" * 600)
     task = task.model_copy(update={"stage": PlannedStage(name="prod", approval=True)})
     world.deployer().run(task)
     (asked,) = world.notifications()
@@ -651,13 +380,13 @@ def test_an_approval_waits_in_the_table_and_pipelines_approve_decides_it_as_the_
 
 def test_clean_up_deletes_retained_versions_nothing_serves_and_keeps_what_serves(world: World) -> None:
     v1 = world.versions[0]
-    _deploy_to_staging(world, v1)
+    deploy_to_staging(world, v1)
     served = world.stage().served()
     # Configs and models CloudFormation retained from earlier deploys (moto deletes them: the test makes them).
     old_model = _recreate_model(world, world.versions[1])
     _retained_config(world, "mlops-staging-v2-old", old_model)
     _retained_config(world, "mlops-prod-v2-other", old_model)
-    result = world.deployer().run(_task(world, "cleanup", v1))
+    result = world.deployer().run(make_task(world, "cleanup", v1))
     assert result["detail"] == f"staging: deleted mlops-staging-v2-old, {old_model}"
     assert served.endpoint_config in _configs(world)
     assert "mlops-prod-v2-other" in _configs(world)  # another environment's: never touched
@@ -667,7 +396,7 @@ def test_the_outcome_is_notified_with_the_failed_steps_reason(world: World) -> N
     cause = json.dumps(
         {"errorMessage": "staging: smoke test of v2: 11 requests, 11 errors", "errorType": "SmokeTestFailed"}
     )
-    task = _task(
+    task = make_task(
         world, "notify", world.versions[1], outcome="failed", error={"Error": "SmokeTestFailed", "Cause": cause}
     )
     task = task.model_copy(update={"stage": None})
@@ -676,6 +405,15 @@ def test_the_outcome_is_notified_with_the_failed_steps_reason(world: World) -> N
     assert message["subject"] == "Deploy FAILED: v2 (approved)"
     assert message["error"] == "SmokeTestFailed"
     assert message["cause"] == "SmokeTestFailed: staging: smoke test of v2: 11 requests, 11 errors"
+
+
+def test_the_execution_announces_its_start_with_what_it_deploys_where(world: World) -> None:
+    task = make_task(world, "notify", world.versions[1], outcome="started").model_copy(update={"stage": None})
+    world.deployer().run(task)
+    (message,) = world.notifications()
+    assert message["subject"] == "Deploy started: v2 (approved)"
+    assert message["stages"] == ["staging", "prod"] and message["package_arn"] == world.versions[1].arn
+    assert "error" not in message
 
 
 # --- bad input ------------------------------------------------------------------------------------
@@ -688,7 +426,7 @@ def test_the_outcome_is_notified_with_the_failed_steps_reason(world: World) -> N
         ({"detail-type": "CloudWatch Alarm State Change"}, "unsupported detail-type 'CloudWatch Alarm State Change'"),
         (
             {
-                **_package_event(
+                **package_event(
                     Version.of(f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/{GROUP}/3"), "Approved"
                 ),
                 "detail": {"ModelPackageGroupName": GROUP},
@@ -709,20 +447,20 @@ def test_a_malformed_task_is_refused_naming_the_field() -> None:
 
 def test_a_version_of_another_group_is_ignored(world: World) -> None:
     other = Version.of(f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/other-models/1")
-    event = _package_event(other, "Approved")
+    event = package_event(other, "Approved")
     event["detail"]["ModelPackageGroupName"] = "other-models"
     assert world.deployer().on_package_change(ModelPackageStateChange.model_validate(event)).action == "ignored"
 
 
 def test_rolled_back_is_raised_when_even_the_restore_does_not_serve(world: World) -> None:
     v1, v2 = world.versions
-    _deploy_to_staging(world, v2)
+    deploy_to_staging(world, v2)
     with pytest.raises(RolledBack, match="restoring v1 left the endpoint on"):
-        world.deployer().run(_task(world, "verify", v2, target=v1, restoring=True))
+        world.deployer().run(make_task(world, "verify", v2, target=v1, restoring=True))
 
 
 def test_the_deploy_functions_refuse_a_stage_they_do_not_know(world: World) -> None:
-    task = _task(world, "update", world.versions[0]).model_copy(
+    task = make_task(world, "update", world.versions[0]).model_copy(
         update={"stage": PlannedStage(name="qa", approval=False)}
     )
     with pytest.raises(KeyError, match="no stage 'qa' in this deploy"):
