@@ -15,6 +15,7 @@ import argparse
 import json
 import shutil
 import sys
+import traceback
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -153,6 +154,10 @@ def run(output: Path, quick: bool, echo: Callable[[str], None] = print) -> tuple
     except KeyboardInterrupt:
         echo(f"interrupted during {step!r}: stopping every process it started")
         return 130, loop
+    except Exception as exc:  # a bug or an unexpected answer: still name the step, with the traceback
+        traceback.print_exc()
+        echo(f"error: step {step!r} failed unexpectedly: {type(exc).__name__}: {exc}")
+        return 1, loop
     finally:
         if loop is not None:
             loop.close()

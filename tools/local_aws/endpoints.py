@@ -172,6 +172,8 @@ class LocalEndpoint:
         self.reason = ""
         self.switches: list[tuple[float, str]] = []  # (time, package) of each switch, for the timeline
         self.servers_started = 0
+        self._rollouts: list[threading.Thread] = []
+        self._closed = False
 
     def _start_server(self, model_dir: Path) -> tuple[int, subprocess.Popen[str]]:
         args = []
@@ -195,6 +197,9 @@ class LocalEndpoint:
             try:
                 port, process = self._start_server(model_dir)
                 green = Backend(port, process, package_arn, config_name, model_dir)
+                if self._closed:  # closed (Ctrl-C) while the server started: nobody else will stop it
+                    stop_server(process, timeout=30)
+                    return
                 self.backends.append(green)
                 blue = self.router.switch(green)
                 self.switches.append((time.time(), package_arn))
@@ -206,7 +211,9 @@ class LocalEndpoint:
             except (OSError, RuntimeError, TimeoutError) as exc:
                 self.state, self.reason = "failed", f"the new server did not start: {exc}"
 
-        threading.Thread(target=run, daemon=True).start()
+        rollout = threading.Thread(target=run, daemon=True)
+        self._rollouts.append(rollout)
+        rollout.start()
 
     def _stop(self, backend: Backend) -> None:
         stop_server(backend.process, timeout=30)
@@ -214,6 +221,10 @@ class LocalEndpoint:
             self.backends.remove(backend)
 
     def close(self) -> None:
+        """Stop every server, those of a rollout still starting one included (it is waited for)."""
+        self._closed = True
+        for rollout in self._rollouts:
+            rollout.join(timeout=150)  # start_server gives up (and kills the server) after 120 s
         for backend in list(self.backends):
             self._stop(backend)
         self.router.close()

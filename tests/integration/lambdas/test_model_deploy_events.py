@@ -24,15 +24,11 @@ from model_deploy import handler
 
 from tests.integration.lambdas.conftest import LambdaContextStandIn
 from tests.integration.lambdas.deploy_world import GROUP, STATE_MACHINE, World, make_task, package_event
+from tests.integration.lambdas.mutations import json_values, mutate
 
 DECISIONS = {"started", "duplicate", "ignored", "nothing_to_do"}
 REFUSALS = ("malformed ", "unsupported detail-type", "expected an EventBridge event", "expected a task")
 
-_json = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3),
-    max_leaves=8,
-)
 EVENT_PATHS = [
     ("id",),
     ("source",),
@@ -83,35 +79,12 @@ def trigger(world: World, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
         cached.cache_clear()
 
 
-def _mutate(draw: st.DrawFn, document: dict[str, Any], paths: list[tuple[str, ...]]) -> dict[str, Any]:
-    for _ in range(draw(st.integers(0, 3))):  # 0: the event as AWS sends it, which must be decided
-        path = draw(st.sampled_from(paths))
-        holder: Any = document
-        for key in path[:-1]:
-            holder = holder.get(key) if isinstance(holder, dict) else None
-        if not isinstance(holder, dict) or path[-1] not in holder:
-            continue
-        key = path[-1]
-        action = draw(st.sampled_from(["drop", "type", "unicode", "huge", "cut"]))
-        if action == "drop":
-            holder.pop(key)
-        elif action == "type":
-            holder[key] = draw(_json)
-        elif action == "unicode":
-            holder[key] = draw(st.text(min_size=1, max_size=40))
-        elif action == "huge":  # EventBridge delivers events up to 256 KB
-            holder[key] = draw(st.sampled_from(["\u00e9" * 100_000, "x" * 200_000, ["x"] * 20_000]))
-        elif isinstance(holder[key], str):
-            holder[key] = holder[key][: draw(st.integers(0, max(0, len(holder[key]) - 1)))]
-    return document
-
-
 @st.composite
 def mutated_events(draw: st.DrawFn, world: World) -> dict[str, Any]:
     version = world.versions[draw(st.integers(0, 1))]
     status = draw(st.sampled_from(["Approved", "Rejected", "PendingManualApproval"]))
     event = copy.deepcopy(package_event(version, status, event_id=f"event-{draw(st.uuids())}"))
-    return _mutate(draw, event, EVENT_PATHS)
+    return mutate(draw, event, EVENT_PATHS)
 
 
 def _items(world: World) -> list[dict]:
@@ -166,7 +139,7 @@ def test_every_mutated_event_gets_a_decision_or_a_named_error_and_leaves_nothing
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(event=_json | st.dictionaries(st.sampled_from(["detail-type", "source", "id", "detail"]), _json))
+@given(event=json_values | st.dictionaries(st.sampled_from(["detail-type", "source", "id", "detail"]), json_values))
 def test_arbitrary_json_is_a_named_error_and_leaves_nothing(trigger: World, event: Any) -> None:
     _check(trigger, event)
 
@@ -188,13 +161,13 @@ def test_after_a_refused_event_the_corrected_one_is_processed(trigger: World) ->
 def mutated_tasks(draw: st.DrawFn, world: World) -> dict[str, Any]:
     name = draw(st.sampled_from(["turn", "update", "status", "verify", "smoke", "approval", "cleanup", "notify"]))
     task = make_task(world, name, world.versions[draw(st.integers(0, 1))])
-    return _mutate(draw, json.loads(task.model_dump_json()), TASK_PATHS)
+    return mutate(draw, json.loads(task.model_dump_json()), TASK_PATHS)
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_a_mutated_task_payload_is_a_task_or_an_error_naming_the_field(world: World, data: st.DataObject) -> None:
-    payload = data.draw(mutated_tasks(world) | _json)
+    payload = data.draw(mutated_tasks(world) | json_values)
     try:
         task = handler.parse_task(payload)
     except handler.UnsupportedEvent as exc:

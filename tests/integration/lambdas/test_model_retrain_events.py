@@ -23,6 +23,7 @@ from model_retrain import handler
 
 from tests.integration.lambdas import test_model_retrain as base
 from tests.integration.lambdas.conftest import LambdaContextStandIn
+from tests.integration.lambdas.mutations import json_values, mutate
 from tests.integration.lambdas.test_model_retrain import World, alarm_event, context
 
 world = base.world
@@ -30,12 +31,6 @@ lambda_env = base.lambda_env
 
 DECISIONS = {"started", "start_failed", "skipped_cooldown", "ignored", "notified", "monitoring_failed"}
 NOTIFIED = {"started", "start_failed", "skipped_cooldown", "notified", "monitoring_failed"}
-
-_json = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3),
-    max_leaves=8,
-)
 
 METRIC = ("detail", "configuration", "metrics", 0, "metricStat", "metric")
 ALARM_PATHS = [
@@ -96,7 +91,7 @@ def contexts(draw: st.DrawFn, world: World) -> str:
         if action == "drop":
             document.pop(key)
         elif action == "type":
-            document[key] = draw(_json)
+            document[key] = draw(json_values)
         elif action == "unicode":
             document[key] = draw(st.text(min_size=1, max_size=40))
         elif action == "bucket":  # a folder in a bucket S3 could not have (the folder is listed)
@@ -116,32 +111,7 @@ def mutated_events(draw: st.DrawFn, world: World) -> dict[str, Any]:
         if alarm
         else _job_event()
     )
-    for _ in range(draw(st.integers(1, 3))):
-        path = draw(st.sampled_from(ALARM_PATHS if alarm else JOB_PATHS))
-        holder: Any = event
-        for key in path[:-1]:
-            if (isinstance(holder, dict) and key in holder) or (
-                isinstance(holder, list) and isinstance(key, int) and key < len(holder)
-            ):
-                holder = holder[key]
-            else:
-                holder = None
-                break
-        if not isinstance(holder, dict) or path[-1] not in holder:
-            continue
-        key = path[-1]
-        action = draw(st.sampled_from(["drop", "type", "unicode", "huge", "cut"]))
-        if action == "drop":
-            holder.pop(key)
-        elif action == "type":
-            holder[key] = draw(_json)
-        elif action == "unicode":
-            holder[key] = draw(st.text(min_size=1, max_size=40))
-        elif action == "huge":  # EventBridge delivers events up to 256 KB
-            holder[key] = draw(st.sampled_from(["\u00e9" * 100_000, "x" * 200_000, ["x"] * 20_000]))
-        elif isinstance(holder[key], str):
-            holder[key] = holder[key][: draw(st.integers(0, max(0, len(holder[key]) - 1)))]
-    return event
+    return mutate(draw, event, ALARM_PATHS if alarm else JOB_PATHS, min_edits=1)
 
 
 def _items(world: World) -> list[dict]:
@@ -190,7 +160,7 @@ def test_every_mutated_event_gets_a_decision_or_a_named_error_and_leaves_nothing
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(event=_json | st.dictionaries(st.sampled_from(["detail-type", "source", "id", "detail"]), _json))
+@given(event=json_values | st.dictionaries(st.sampled_from(["detail-type", "source", "id", "detail"]), json_values))
 def test_arbitrary_json_is_a_named_error_and_leaves_nothing(lambda_env: World, event: Any) -> None:
     _check(lambda_env, event)
 
@@ -212,7 +182,7 @@ def test_after_a_refused_event_the_corrected_one_is_processed(lambda_env: World)
 
 
 @pytest.mark.parametrize(
-    ("mutate", "message"),
+    ("edit", "message"),
     [
         (
             lambda e: e["detail"]["state"].update(reason="x" * 1024),
@@ -239,9 +209,9 @@ def test_after_a_refused_event_the_corrected_one_is_processed(lambda_env: World)
     ],
     ids=["reason over CloudWatch's 1023", "endpoint not a name", "endpoint too long", "description over 1024"],
 )
-def test_values_aws_would_never_send_are_refused_by_field(lambda_env: World, mutate, message: str) -> None:
+def test_values_aws_would_never_send_are_refused_by_field(lambda_env: World, edit, message: str) -> None:
     event = alarm_event(lambda_env.model_endpoint, description=context(lambda_env))
-    mutate(event)
+    edit(event)
     with pytest.raises(handler.UnsupportedEvent, match=message):
         handler.lambda_handler(event, LambdaContextStandIn(function_name="mlops-dev-model-retrain"))
     assert lambda_env.notifications() == [] and _items(lambda_env) == []
