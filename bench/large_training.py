@@ -27,7 +27,10 @@ import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = ROOT / "data" / "abalone.csv"
+sys.path.insert(0, str(ROOT))
+
+from tools.sample_model import SAMPLE, local_run_command  # noqa: E402
+
 # Issue 13, section 5 (4ed144a): "trained for 679 s against a 60 s budget (747 s wall, 1.47 GB peak)".
 BEFORE = {"training_seconds": 679.0, "wall_seconds": 747.0, "peak_gib": 1.47}
 
@@ -55,10 +58,7 @@ def main() -> int:
         data = work / "abalone-large.csv"
         make_data(data, args.rows)
         load_before = os.getloadavg()
-        command = [
-            sys.executable, "-m", "ml_code.local_run", "--data", str(data), "--target", "rings",
-            "--problem-type", "regression", "--output", str(work / "run"), "--time-budget", str(args.budget),
-        ]  # fmt: skip
+        command = local_run_command(work / "run", data=data, extra=["--time-budget", str(args.budget)])
         start = time.perf_counter()
         proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         _, status, usage = os.wait4(proc.pid, 0)

@@ -24,6 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tools.sample_model import local_run_command  # noqa: E402
+
 ROW = "M,0.455,0.365,0.095,0.514,0.2245,0.101,0.15"
 
 
@@ -45,9 +47,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = args.model_dir
         if model_dir is None:
-            command = [sys.executable, "-m", "ml_code.local_run", "--data", str(ROOT / "data" / "abalone.csv")]
-            command += ["--target", "rings", "--problem-type", "regression", "--output", tmp]
-            subprocess.run(command, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+            subprocess.run(local_run_command(tmp), cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
             model_dir = Path(tmp) / "model"
         import pandas as pd
 

@@ -46,6 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from ml_code.serving.readiness import free_port, running_server, wait_for_ping  # noqa: E402
+from tools.sample_model import local_run_command  # noqa: E402
 
 VENV_BIN = Path(sys.executable).parent
 ROW = "M,0.455,0.365,0.095,0.514,0.2245,0.101,0.15"
@@ -273,19 +274,7 @@ def main() -> int:
         model_dir = args.model_dir
         if model_dir is None:
             subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "ml_code.local_run",
-                    "--data",
-                    str(ROOT / "data" / "abalone.csv"),
-                    "--target",
-                    "rings",
-                    "--problem-type",
-                    "regression",
-                    "--output",
-                    tmp,
-                ],
+                local_run_command(tmp),
                 cwd=ROOT,
                 check=True,
                 stdout=subprocess.DEVNULL,

@@ -47,6 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from ml_code.serving.readiness import free_port, wait_for_ping, wait_for_workers  # noqa: E402
+from tools.sample_model import local_run_command  # noqa: E402
 
 ROW = "M,0.455,0.365,0.095,0.514,0.2245,0.101,0.15"
 STATS = re.compile(
@@ -390,19 +391,7 @@ def main() -> int:
         work = Path(tmp)
         if args.model_dir is None:
             subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "ml_code.local_run",
-                    "--data",
-                    str(ROOT / "data" / "abalone.csv"),
-                    "--target",
-                    "rings",
-                    "--problem-type",
-                    "regression",
-                    "--output",
-                    str(work / "run"),
-                ],
+                local_run_command(work / "run"),
                 cwd=ROOT,
                 check=True,
                 stdout=subprocess.DEVNULL,

@@ -22,7 +22,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT / "data" / "abalone.csv"
+sys.path.insert(0, str(ROOT))
+
+from tools.sample_model import SAMPLE as DATA  # noqa: E402
+from tools.sample_model import local_run_command  # noqa: E402
 
 TEMPLATE = """
 import sys
@@ -51,23 +54,7 @@ def main() -> int:
     ours, template = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.repeats):
-            ours.append(
-                _measure(
-                    [
-                        sys.executable,
-                        "-m",
-                        "ml_code.local_run",
-                        "--data",
-                        str(DATA),
-                        "--target",
-                        "rings",
-                        "--problem-type",
-                        "regression",
-                        "--output",
-                        f"{tmp}/{i}",
-                    ]
-                )
-            )
+            ours.append(_measure(local_run_command(f"{tmp}/{i}", data=DATA)))
             template.append(_measure([sys.executable, "-c", TEMPLATE.format(root=str(ROOT), data=str(DATA))]))
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     print(f"data: {DATA.name}, {sum(1 for _ in DATA.open()) - 1} rows; {args.repeats} fresh processes each (median)")

@@ -16,9 +16,9 @@ import sys
 from pathlib import Path
 
 from ml_code.serving.readiness import running_server
+from tools.sample_model import SAMPLE, local_run_command
 
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = ROOT / "data" / "abalone.csv"
 
 
 def _post(port: int, body: str, content_type: str) -> tuple[int, str]:
@@ -57,19 +57,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"== training on {SAMPLE.relative_to(ROOT)} (python -m ml_code.local_run)")
     train = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ml_code.local_run",
-            "--data",
-            str(SAMPLE),
-            "--target",
-            "rings",
-            "--problem-type",
-            "regression",
-            "--output",
-            str(args.output),
-        ],
+        local_run_command(args.output),
         cwd=ROOT,
         capture_output=True,
         text=True,

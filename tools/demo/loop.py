@@ -57,6 +57,7 @@ from tools.local_aws.events import alarm_state_change, job_state_change, matchin
 from tools.local_aws.processing import run_processing_job  # noqa: E402
 from tools.local_aws.stepfunctions import LocalStateMachine, definition_from_template  # noqa: E402
 from tools.local_aws.templates import Assembly, only, placeholders, resolve  # noqa: E402
+from tools.sample_model import local_run_command  # noqa: E402
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"  # moto's account: the shipped configs' placeholder account is not one moto serves
@@ -296,21 +297,9 @@ class Loop:
 
     def train(self, data: Path, output: Path, label: str) -> dict[str, Any]:
         """``python -m ml_code.local_run``: the model build's steps through their SageMaker contract."""
-        command = [
-            sys.executable,
-            "-m",
-            "ml_code.local_run",
-            "--data",
-            str(data),
-            "--target",
-            "rings",
-            "--problem-type",
-            "regression",
-            "--output",
-            str(output),
-        ]
-        if self.quick:
-            command += ["--max-trials", "2", "--time-budget", "60"]
+        command = local_run_command(
+            output, data=data, extra=["--max-trials", "2", "--time-budget", "60"] if self.quick else []
+        )
         done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False, timeout=900)
         if done.returncode != 0:
             raise StepFailed(f"training ({label}) failed: {done.stderr.strip()[-500:]}")
