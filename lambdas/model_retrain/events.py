@@ -137,6 +137,28 @@ class ProcessingJobStateChange(EventBridgeModel):
     detail: ProcessingJobDetail
 
 
+class PipelineExecutionDetail(_Lenient):
+    pipeline_arn: str = Field(alias="pipelineArn", pattern=r"^arn:aws[a-z-]*:sagemaker:", max_length=256)
+    pipeline_execution_arn: str = Field(
+        alias="pipelineExecutionArn",
+        pattern=r"^arn:aws[a-z-]*:sagemaker:[^/]*:pipeline/[^/]+/execution/",
+        max_length=2048,
+    )
+    current_status: Literal["Executing", "Stopping", "Stopped", "Failed", "Succeeded"] = Field(
+        alias="currentPipelineExecutionStatus"
+    )
+    display_name: str = Field(default="", alias="pipelineExecutionDisplayName", max_length=82)
+
+
+class PipelineExecutionStatusChange(EventBridgeModel):
+    """A build pipeline's execution changed status: how a retrain that started and then failed is heard of."""
+
+    id: str = Field(min_length=1, max_length=128)
+    source: Literal["aws.sagemaker"]
+    detail_type: Literal["SageMaker Model Building Pipeline Execution Status Change"] = Field(alias="detail-type")
+    detail: PipelineExecutionDetail
+
+
 class Settings(_Lenient):
     """The function's environment variables, read once at cold start."""
 

@@ -1,9 +1,10 @@
 """Lambda entry point of the retrain function (thin: parse, deduplicate, delegate).
 
-An EventBridge rule sends it the drift and model-quality alarms' state changes and the
-monitoring jobs' failures. Redelivered events are answered from the idempotency record
-(DynamoDB, keyed by the event's id) without acting twice; the cooldown in ``retrain.py``
-keeps distinct alarms about the same model from starting more than one retrain.
+EventBridge rules send it the drift and model-quality alarms' state changes, the monitoring
+jobs' failures, and the build pipeline's failed or stopped executions (a retrain that failed).
+Redelivered events are answered from the idempotency record (DynamoDB, keyed by the event's id)
+without acting twice; the cooldown in ``retrain.py`` keeps distinct alarms about the same model
+from starting more than one retrain.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from aws_lambda_powertools.utilities.parser import ValidationError, parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
-from model_retrain.events import AlarmStateChange, ProcessingJobStateChange, Settings
-from model_retrain.retrain import Retrainer
+from model_retrain.events import AlarmStateChange, PipelineExecutionStatusChange, ProcessingJobStateChange, Settings
+from model_retrain.retrain import Retrainer, RetrainError
 
 logger = Logger(service="model-retrain")
 tracer = Tracer(service="model-retrain")
@@ -36,7 +37,7 @@ BOTO_CONFIG = Config(retries={"max_attempts": 5, "mode": "standard"}, connect_ti
 
 
 class UnsupportedEvent(ValueError):
-    """An event that is neither an alarm state change nor a processing job state change."""
+    """An event that is not one of the three this function handles, or is malformed (named)."""
 
 
 @cache
@@ -78,6 +79,8 @@ def process(event: dict[str, Any], worker: Retrainer) -> dict[str, str]:
             return worker.on_alarm(parse(event=event, model=AlarmStateChange)).as_dict()
         if kind == "SageMaker Processing Job State Change":
             return worker.on_monitoring_job(parse(event=event, model=ProcessingJobStateChange)).as_dict()
+        if kind == "SageMaker Model Building Pipeline Execution Status Change":
+            return worker.on_pipeline_execution(parse(event=event, model=PipelineExecutionStatusChange)).as_dict()
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise UnsupportedEvent(f"malformed {kind} event: {problems}") from None
@@ -93,9 +96,15 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, s
 
     @idempotent_function(data_keyword_argument="event", persistence_store=store, config=config)
     def once(event: dict[str, Any]) -> dict[str, str]:
-        return process(event, retrainer())
+        # Counted here, once per event: a redelivery answered from the record is not a second decision.
+        try:
+            decision = process(event, retrainer())
+        except RetrainError:
+            metrics.add_metric(name="Retrain_start_failed", unit=MetricUnit.Count, value=1)
+            raise
+        metrics.add_metric(name=f"Retrain_{decision['action']}", unit=MetricUnit.Count, value=1)
+        return decision
 
     decision = once(event=event)
     logger.info("decision", extra=decision)
-    metrics.add_metric(name=f"Retrain_{decision['action']}", unit=MetricUnit.Count, value=1)
     return decision

@@ -17,6 +17,10 @@ Pure of Lambda: the clients are passed in, so tests drive it against a local AWS
   already makes SageMaker start at most one).
 - A failed start (an AWS error or a timeout, after the client's retries) releases the cooldown it
   took, so the next alarm (or the retry) can try again.
+- A retrain that started and then failed or was stopped (the build pipeline's execution status
+  change) releases the cooldown it holds, so the next alarm retrains again, and is notified with
+  SageMaker's failure reason. A failure of a build that no retrain started (a push's) is the CI's to
+  report: ignored here.
 - An alarm whose context says ``notify`` (data-quality checks other than drift, or an endpoint whose
   config turns retraining off) is notified and starts nothing.
 """
@@ -31,9 +35,17 @@ from typing import Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
-from model_retrain.events import AlarmContext, AlarmStateChange, ProcessingJobStateChange, Settings
+from model_retrain.events import (
+    AlarmContext,
+    AlarmStateChange,
+    PipelineExecutionStatusChange,
+    ProcessingJobStateChange,
+    Settings,
+)
 
-Action = Literal["started", "start_failed", "skipped_cooldown", "ignored", "notified", "monitoring_failed"]
+Action = Literal[
+    "started", "start_failed", "retrain_failed", "skipped_cooldown", "ignored", "notified", "monitoring_failed"
+]
 
 
 @dataclass(frozen=True)
@@ -117,16 +129,34 @@ class Retrainer:
     def on_monitoring_job(self, event: ProcessingJobStateChange) -> Decision:
         """A monitoring run ended: a failure is notified (there is no verdict to retrain on)."""
         job = event.detail
-        if job.processing_job_status != "Failed":
+        if job.processing_job_status not in ("Failed", "Stopped"):
             return Decision("ignored", job.processing_job_name, f"monitoring job {job.processing_job_status}")
         schedule = f" (schedule {job.monitoring_schedule_arn})" if job.monitoring_schedule_arn else ""
         decision = Decision(
             "monitoring_failed",
             job.processing_job_name,
-            f"monitoring job {job.processing_job_name}{schedule} failed: "
+            f"monitoring job {job.processing_job_name}{schedule} {job.processing_job_status.lower()}: "
             f"{job.failure_reason or job.exit_message or 'no reason'}",
         )
         self._notify(decision, subject="Monitoring run FAILED")
+        return decision
+
+    def on_pipeline_execution(self, event: PipelineExecutionStatusChange) -> Decision:
+        """A build ended: if a retrain started it and it failed or was stopped, free the cooldown and say so."""
+        detail = event.detail
+        arn, pipeline = detail.pipeline_execution_arn, self.settings.pipeline_name
+        if detail.current_status not in ("Failed", "Stopped"):
+            return Decision("ignored", pipeline, f"execution {arn} is {detail.current_status}", arn)
+        if not self._release_cooldown_of(arn):
+            return Decision("ignored", pipeline, f"execution {arn} {detail.current_status}: not a retrain's", arn)
+        decision = Decision(
+            "retrain_failed",
+            pipeline,
+            f"the retrain {arn} {detail.current_status.lower()}: {self._failure_reason(arn)}; "
+            "its cooldown is released: the next alarm retrains again",
+            arn,
+        )
+        self._notify(decision, subject=f"Retrain {detail.current_status.upper()}: {pipeline}")
         return decision
 
     # --- steps -------------------------------------------------------------------------------
@@ -188,6 +218,35 @@ class Retrainer:
             if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                 raise
 
+    def _release_cooldown_of(self, execution_arn: str) -> bool:
+        """End the cooldown if ``execution_arn`` is the retrain that holds it; whether it was.
+
+        The item stays, expired (``until`` 0), naming its execution: a rerun of the same event (its
+        notification failed) finds it again and notifies, until the next retrain takes the cooldown.
+        """
+        try:
+            self.dynamodb.update_item(
+                TableName=self.settings.table_name,
+                Key=self._cooldown_key,
+                UpdateExpression="SET #until = :ended",
+                ConditionExpression="#execution = :arn",
+                ExpressionAttributeNames={"#execution": "execution", "#until": "until"},
+                ExpressionAttributeValues={":arn": {"S": execution_arn}, ":ended": {"N": "0"}},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def _failure_reason(self, execution_arn: str) -> str:
+        """SageMaker's reason for the failure; the notification goes out without it if it cannot be read."""
+        try:
+            described = self.sagemaker.describe_pipeline_execution(PipelineExecutionArn=execution_arn)
+        except (ClientError, BotoCoreError) as exc:
+            return f"no reason read ({type(exc).__name__})"
+        return str(described.get("FailureReason") or "no reason given")
+
     def _reasons(self, alarm: str, reason: str, endpoint: str, context: AlarmContext | None) -> str:
         version = context.model_package if context and context.model_package else "unknown"
         parts = [f"alarm {alarm}", f"endpoint {endpoint}", f"model {version}"]
@@ -240,6 +299,7 @@ class Retrainer:
     def _notify(self, decision: Decision, subject: str = "") -> None:
         titles = {
             "started": "Retrain started",
+            "retrain_failed": "Retrain FAILED",
             "skipped_cooldown": "Retrain skipped (cooldown)",
             "monitoring_failed": "Monitoring run FAILED",
             "notified": "Monitoring alarm",

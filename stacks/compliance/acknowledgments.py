@@ -558,6 +558,15 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
         ),
     ),
     Acknowledgment(
+        stack="Retrain",
+        paths=("ModelRetrain/Function/Policy/Resource",),
+        findings=(f"{_IAM5}[Resource::{_SAGEMAKER_ARN}:pipeline/{{prefix}}-model-build/execution/*]",),
+        reason=(
+            "sagemaker:DescribePipelineExecution on the executions of this environment's build pipeline only "
+            "(ids chosen by SageMaker at start): the function reads why a retrain it started failed."
+        ),
+    ),
+    Acknowledgment(
         stack="Endpoint",
         paths=("Monitoring/Baseline/Function/Policy/Resource",),
         findings=(

@@ -49,7 +49,7 @@ QUALITY_METRICS = {
 }
 # Powertools metrics of the platform's functions (namespace, service dimension).
 PLATFORM_FUNCTIONS_NAMESPACE = "AWS-MLOps"
-RETRAIN_ACTIONS = ("started", "skipped_cooldown", "start_failed", "notified", "monitoring_failed")
+RETRAIN_ACTIONS = ("started", "skipped_cooldown", "start_failed", "retrain_failed", "notified", "monitoring_failed")
 
 
 class MonitoringAlarms(Construct):

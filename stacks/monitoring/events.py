@@ -72,8 +72,27 @@ def run_pattern(stage: EnvironmentConfig, statuses: list[str]) -> dict[str, Any]
 
 
 def failed_run_pattern(stage: EnvironmentConfig) -> dict[str, Any]:
-    """An endpoint's monitoring runs that failed: notified, never retrained on."""
-    return run_pattern(stage, ["Failed"])
+    """An endpoint's monitoring runs that failed or were stopped (no verdict either way): notified, never
+    retrained on."""
+    return run_pattern(stage, ["Failed", "Stopped"])
+
+
+def failed_build_pattern(config: EnvironmentConfig) -> dict[str, Any]:
+    """The build pipeline's executions that failed or were stopped: a retrain among them frees its cooldown."""
+    return {
+        "source": ["aws.sagemaker"],
+        "detail-type": ["SageMaker Model Building Pipeline Execution Status Change"],
+        "account": [config.account],
+        "region": [config.region],
+        "detail": {
+            "currentPipelineExecutionStatus": ["Failed", "Stopped"],
+            # SageMaker writes the pipeline's name in its ARNs in lower case.
+            "pipelineArn": [
+                f"arn:{config.partition}:sagemaker:{config.region}:{config.account}:pipeline/"
+                f"{config.build_pipeline_name.lower()}"
+            ],
+        },
+    }
 
 
 def as_event_pattern(pattern: dict[str, object]) -> events.EventPattern:

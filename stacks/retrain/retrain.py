@@ -8,7 +8,8 @@ default bus. Multi-account, the endpoint's stack forwards its events here
 those events only.
 
 - The rules: per endpoint, its monitoring alarms going into ALARM, and its failed monitoring
-  runs, with the very patterns the endpoint side forwards (``stacks/monitoring/events.py``).
+  runs, with the very patterns the endpoint side forwards (``stacks/monitoring/events.py``); and
+  the build pipeline's failed or stopped executions (a retrain that failed frees its cooldown).
 - The table (``<prefix>-model-retrain``): the cooldown per pipeline and Powertools' idempotency
   records (key ``id``, TTL ``expiration``), KMS (the data key), point-in-time recovery.
 - The topic (``<prefix>-model-retrain``): every decision (KMS, TLS only); ``deploy.notify_emails``
@@ -33,7 +34,7 @@ from constructs import Construct
 
 from stacks.config import EnvironmentConfig
 from stacks.functions import OwnRoleFunction, event_dead_letters
-from stacks.monitoring.events import alarm_pattern, as_event_pattern, failed_run_pattern
+from stacks.monitoring.events import alarm_pattern, as_event_pattern, failed_build_pattern, failed_run_pattern
 from stacks.monitoring.forwarding import default_bus_arn
 from stacks.platform_stack import removal_policy
 from stacks.sagemaker_access import sagemaker_arn
@@ -47,6 +48,7 @@ class ModelRetrain(Construct):
         table: cooldowns and idempotency records.
         topic: every decision, notified.
         rules: by endpoint environment, its alarm rule and its failed-runs rule.
+        failed_builds: the build pipeline's failed or stopped executions.
     """
 
     def __init__(
@@ -113,6 +115,11 @@ class ModelRetrain(Construct):
                 resources=[sagemaker_arn(self, "pipeline", config.build_pipeline_name)],
             ),
             iam.PolicyStatement(
+                sid="ReadWhyARetrainFailed",
+                actions=["sagemaker:DescribePipelineExecution"],
+                resources=[f"{sagemaker_arn(self, 'pipeline', config.build_pipeline_name)}/execution/*"],
+            ),
+            iam.PolicyStatement(
                 sid="CooldownsAndIdempotency",
                 actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
                 resources=[self.table.table_arn],
@@ -134,6 +141,24 @@ class ModelRetrain(Construct):
             )
         self.function.add_statements(*statements)
         undelivered = event_dead_letters(self, "Undelivered")
+
+        def deliver(rule: events.Rule) -> None:
+            rule.add_target(
+                targets.LambdaFunction(
+                    self.function.function,
+                    dead_letter_queue=undelivered,
+                    max_event_age=cdk.Duration.hours(24),
+                    retry_attempts=20,
+                )
+            )
+
+        self.failed_builds = events.Rule(
+            self,
+            "FailedBuilds",
+            description=f"{config.build_pipeline_name}: failed or stopped executions to {name}",
+            event_pattern=as_event_pattern(failed_build_pattern(config)),
+        )
+        deliver(self.failed_builds)
         self.rules: dict[str, tuple[events.Rule, events.Rule]] = {}
         for stage in stages:
             pair = []
@@ -144,14 +169,7 @@ class ModelRetrain(Construct):
                     description=f"{stage.endpoint_name}: monitoring {kind.lower()} to {name}",
                     event_pattern=as_event_pattern(pattern),
                 )
-                rule.add_target(
-                    targets.LambdaFunction(
-                        self.function.function,
-                        dead_letter_queue=undelivered,
-                        max_event_age=cdk.Duration.hours(24),
-                        retry_attempts=20,
-                    )
-                )
+                deliver(rule)
                 pair.append(rule)
             self.rules[stage.name] = (pair[0], pair[1])
         # Multi-account: this bus admits each endpoint account's monitoring events, and nothing else.

@@ -17,7 +17,7 @@ from aws_cdk.assertions import Match
 from moto.events.models import EventPattern
 
 from stacks.config import EnvironmentConfig, MonitoringEngine
-from stacks.monitoring.events import alarm_pattern, failed_run_pattern
+from stacks.monitoring.events import alarm_pattern, failed_build_pattern, failed_run_pattern
 from tests.infra.references import logical_id_of, referenced
 
 APPS = ["single_account", "multi_account"]
@@ -416,7 +416,50 @@ def test_the_retrain_rules_match_the_alarms_and_failed_runs_of_the_endpoints_its
             r["Properties"]["EventPattern"] for r in _resources(app, env, "Retrain", "AWS::Events::Rule").values()
         ]
         expected = [alarm_pattern(s) for s in stages] + [failed_run_pattern(s) for s in stages]
+        expected.append(failed_build_pattern(app.stages[env].config))
         assert sorted(map(json.dumps, patterns)) == sorted(json.dumps(p, sort_keys=True) for p in expected)
+
+
+def _build_status(config: EnvironmentConfig, status: str, pipeline: str = "") -> dict:
+    arn = f"arn:aws:sagemaker:{config.region}:{config.account}:pipeline/{pipeline or config.build_pipeline_name}"
+    return {
+        "version": "0",
+        "id": "5c3d",
+        "detail-type": "SageMaker Model Building Pipeline Execution Status Change",
+        "source": "aws.sagemaker",
+        "account": config.account,
+        "time": "2026-11-23T11:40:00Z",
+        "region": config.region,
+        "resources": [arn, f"{arn}/execution/k2x9"],
+        "detail": {
+            "currentPipelineExecutionStatus": status,
+            "previousPipelineExecutionStatus": "Executing",
+            "pipelineArn": arn,
+            "pipelineExecutionArn": f"{arn}/execution/k2x9",
+        },
+    }
+
+
+@pytest.mark.parametrize("which", APPS)
+def test_the_builds_failed_or_stopped_executions_reach_the_retrain_function_and_its_reason_is_readable(
+    which, request
+) -> None:
+    app = request.getfixturevalue(which)
+    for env in _retrain_envs(app):
+        config = app.stages[env].config
+        for status, matched in (("Failed", True), ("Stopped", True), ("Succeeded", False), ("Executing", False)):
+            assert bool(_matching_rules(app, env, "Retrain", _build_status(config, status))) is matched, status
+        assert not _matching_rules(
+            app, env, "Retrain", _build_status(config, "Failed", pipeline="mlops-qa-model-build")
+        )
+        (describe,) = [
+            s
+            for p in _resources(app, env, "Retrain", "AWS::IAM::ManagedPolicy").values()
+            for s in p["Properties"]["PolicyDocument"]["Statement"]
+            if s["Action"] == "sagemaker:DescribePipelineExecution"
+        ]
+        pipeline = f"arn:aws:sagemaker:{config.region}:{config.account}:pipeline/{config.build_pipeline_name}"
+        assert describe["Resource"] == f"{pipeline}/execution/*"
 
 
 def _alarm(config: EnvironmentConfig, kind: str, state: str = "ALARM") -> dict:

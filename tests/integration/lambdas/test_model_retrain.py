@@ -21,11 +21,11 @@ from botocore.config import Config
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from model_retrain import handler
-from model_retrain.events import AlarmStateChange, Settings
+from model_retrain.events import AlarmStateChange, PipelineExecutionStatusChange, Settings
 from model_retrain.retrain import Retrainer, RetrainError
 
 from tests.integration.conftest import REGION, aws_client
-from tests.integration.faults import FaultInjector, capped_backoff, server_error, throttling
+from tests.integration.faults import FaultInjector, capped_backoff, error, server_error, throttling
 from tests.integration.lambdas.conftest import LambdaContextStandIn, set_environment
 
 ENDPOINT = "mlops-dev-endpoint"
@@ -326,6 +326,98 @@ def test_a_failed_monitoring_run_notifies_and_never_retrains(world: World) -> No
     assert [n["action"] for n in world.notifications()] == ["monitoring_failed"]
 
 
+# --- a retrain that started and then failed ---------------------------------------------------------
+
+
+def pipeline_event(world: World, execution_arn: str, status: str = "Failed", event_id: str = "") -> dict:
+    """A build pipeline's execution status change as EventBridge delivers it."""
+    pipeline_arn = execution_arn.split("/execution/")[0]
+    return {
+        "version": "0",
+        "id": event_id or str(uuid.uuid4()),
+        "detail-type": "SageMaker Model Building Pipeline Execution Status Change",
+        "source": "aws.sagemaker",
+        "account": ACCOUNT,
+        "time": "2026-11-23T11:40:00Z",
+        "region": REGION,
+        "resources": [pipeline_arn, execution_arn],
+        "detail": {
+            "pipelineExecutionDisplayName": "retrain-1800000000",
+            "currentPipelineExecutionStatus": status,
+            "previousPipelineExecutionStatus": "Executing",
+            "executionStartTime": "2026-11-23T10:05:01Z",
+            "executionEndTime": "2026-11-23T11:40:00Z",
+            "pipelineArn": pipeline_arn,
+            "pipelineExecutionArn": execution_arn,
+        },
+    }
+
+
+def _on_build(world: World, event: dict, sagemaker: Any = None, clock: float = 1_800_000_000.0 + 5400):
+    return world.retrainer(clock=clock, sagemaker=sagemaker).on_pipeline_execution(
+        PipelineExecutionStatusChange.model_validate(event)
+    )
+
+
+def test_a_retrain_that_fails_frees_its_cooldown_is_notified_and_the_next_alarm_retrains(world: World) -> None:
+    started = world.retrainer().on_alarm(_parse(alarm_event(_endpoint(world), description=context(world))))
+    decision = _on_build(world, pipeline_event(world, started.execution_arn))
+    assert decision.action == "retrain_failed" and decision.execution_arn == started.execution_arn
+    # moto's executions carry no failure reason: the one SageMaker gives is read where there is one.
+    assert f"the retrain {started.execution_arn} failed: no reason given" in decision.reason
+    notes = world.notifications()
+    assert [n["action"] for n in notes] == ["started", "retrain_failed"]
+    assert notes[1]["subject"] == f"Retrain FAILED: {world.settings.pipeline_name}"
+    # Within what was the cooldown, the next alarm retrains again.
+    again = world.retrainer(clock=1_800_000_000.0 + 7200).on_alarm(
+        _parse(alarm_event(_endpoint(world), description=context(world)))
+    )
+    assert again.action == "started" and len(world.executions()) == 2
+
+
+def test_a_rerun_of_the_failure_notifies_again_until_the_next_retrain_takes_the_cooldown(world: World) -> None:
+    started = world.retrainer().on_alarm(_parse(alarm_event(_endpoint(world), description=context(world))))
+    event = pipeline_event(world, started.execution_arn, status="Stopped")
+    first, rerun = _on_build(world, event), _on_build(world, event)  # Lambda's retry: the notice was lost
+    assert (first.action, rerun.action) == ("retrain_failed", "retrain_failed")
+    assert [n["subject"] for n in world.notifications()][1:] == [f"Retrain STOPPED: {world.settings.pipeline_name}"] * 2
+    world.retrainer(clock=1_800_000_000.0 + 7200).on_alarm(
+        _parse(alarm_event(_endpoint(world), description=context(world)))
+    )
+    world.notifications()
+    # The cooldown is the new retrain's now: the old execution's event frees nothing of it.
+    assert _on_build(world, event).action == "ignored" and world.notifications() == []
+    skipped = world.retrainer(clock=1_800_000_000.0 + 9000).on_alarm(
+        _parse(alarm_event(_endpoint(world), description=context(world)))
+    )
+    assert skipped.action == "skipped_cooldown"
+
+
+def test_a_failed_build_no_retrain_started_or_a_succeeded_one_is_ignored_silently(world: World) -> None:
+    started = world.retrainer().on_alarm(_parse(alarm_event(_endpoint(world), description=context(world))))
+    world.notifications()
+    pushed = started.execution_arn.split("/execution/")[0] + "/execution/pushbuild0001"
+    assert _on_build(world, pipeline_event(world, pushed)).action == "ignored"
+    succeeded = _on_build(world, pipeline_event(world, started.execution_arn, status="Succeeded"))
+    assert succeeded.action == "ignored" and "is Succeeded" in succeeded.reason
+    assert world.notifications() == []
+    # The retrain's cooldown still holds.
+    second = world.retrainer(clock=1_800_000_000.0 + 3600).on_alarm(
+        _parse(alarm_event(_endpoint(world), description=context(world)))
+    )
+    assert second.action == "skipped_cooldown"
+
+
+def test_the_failure_is_notified_when_its_reason_cannot_be_read(world: World) -> None:
+    started = world.retrainer().on_alarm(_parse(alarm_event(_endpoint(world), description=context(world))))
+    sagemaker = _client("sagemaker", world.endpoint)
+    with FaultInjector(sagemaker) as faults:
+        faults.always("DescribePipelineExecution", error("AccessDeniedException"))
+        decision = _on_build(world, pipeline_event(world, started.execution_arn), sagemaker=sagemaker)
+    assert decision.action == "retrain_failed" and "no reason read (ClientError)" in decision.reason
+    assert [n["action"] for n in world.notifications()] == ["started", "retrain_failed"]
+
+
 # --- the Lambda handler: parsing, idempotency on redelivery -----------------------------------------
 
 
@@ -355,6 +447,21 @@ def test_a_redelivered_event_is_answered_without_acting_twice(lambda_env: World)
     assert first == again and first["action"] == "started"
     assert len(world.executions()) == before + 1
     assert [n["action"] for n in world.notifications()] == ["started"]
+
+
+def test_the_entry_point_routes_a_failed_build_and_answers_its_redelivery_from_the_record(lambda_env: World) -> None:
+    world = lambda_env
+    started = handler.lambda_handler(
+        alarm_event(_endpoint(world), description=context(world)),
+        LambdaContextStandIn(function_name="mlops-dev-model-retrain"),
+    )
+    event = pipeline_event(world, started["execution_arn"])
+    first = handler.lambda_handler(event, LambdaContextStandIn(function_name="mlops-dev-model-retrain"))
+    again = handler.lambda_handler(
+        event, LambdaContextStandIn(function_name="mlops-dev-model-retrain", aws_request_id="request-2")
+    )
+    assert first == again and first["action"] == "retrain_failed"
+    assert [n["action"] for n in world.notifications()] == ["started", "retrain_failed"]
 
 
 @pytest.mark.parametrize(

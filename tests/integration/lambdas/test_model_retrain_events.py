@@ -29,8 +29,8 @@ from tests.integration.lambdas.test_model_retrain import World, alarm_event, con
 world = base.world
 lambda_env = base.lambda_env
 
-DECISIONS = {"started", "start_failed", "skipped_cooldown", "ignored", "notified", "monitoring_failed"}
-NOTIFIED = {"started", "start_failed", "skipped_cooldown", "notified", "monitoring_failed"}
+NOTIFIED = {"started", "start_failed", "retrain_failed", "skipped_cooldown", "notified", "monitoring_failed"}
+DECISIONS = NOTIFIED | {"ignored"}
 
 METRIC = ("detail", "configuration", "metrics", 0, "metricStat", "metric")
 ALARM_PATHS = [
@@ -103,15 +103,29 @@ def contexts(draw: st.DrawFn, world: World) -> str:
     return json.dumps(document)
 
 
+PIPELINE_PATHS = [
+    ("id",),
+    ("detail-type",),
+    ("detail",),
+    ("detail", "pipelineArn"),
+    ("detail", "pipelineExecutionArn"),
+    ("detail", "currentPipelineExecutionStatus"),
+    ("detail", "pipelineExecutionDisplayName"),
+]
+
+
 @st.composite
 def mutated_events(draw: st.DrawFn, world: World) -> dict[str, Any]:
-    alarm = draw(st.booleans())
-    event = copy.deepcopy(
-        alarm_event(world.model_endpoint, event_id=str(uuid.uuid4()), description=draw(contexts(world)))
-        if alarm
-        else _job_event()
-    )
-    return mutate(draw, event, ALARM_PATHS if alarm else JOB_PATHS, min_edits=1)
+    kind = draw(st.sampled_from(["alarm", "job", "build"]))
+    if kind == "alarm":
+        event = alarm_event(world.model_endpoint, event_id=str(uuid.uuid4()), description=draw(contexts(world)))
+    elif kind == "job":
+        event = _job_event()
+    else:  # a build's failure; none of these executions is a retrain's (the cooldown names none)
+        execution = f"arn:aws:sagemaker:eu-west-1:{base.ACCOUNT}:pipeline/{world.settings.pipeline_name}/execution/x1"
+        event = base.pipeline_event(world, execution, status=draw(st.sampled_from(["Failed", "Stopped", "Succeeded"])))
+    paths = {"alarm": ALARM_PATHS, "job": JOB_PATHS, "build": PIPELINE_PATHS}[kind]
+    return mutate(draw, copy.deepcopy(event), paths, min_edits=1)
 
 
 def _items(world: World) -> list[dict]:
