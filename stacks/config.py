@@ -577,7 +577,8 @@ class EnvironmentConfig(_Strict):
     account: AccountId
     region: Region
     tooling_account: AccountId | None = Field(
-        default=None, description="Account that holds CI/CD and the model registry, when multi-account"
+        default=None,
+        description="Multi-account: an account that may read the registry, images and artifacts; it deploys nothing",
     )
     name_prefix: str = Field(pattern=r"^[a-z][a-z0-9-]{1,20}[a-z0-9]$")
     networking: CreatedNetwork | ImportedNetwork = Field(discriminator="mode")
@@ -1010,6 +1011,18 @@ def load_environments(config_dir: Path, selected: str | None = None) -> list[Env
 
 
 def _check_across_environments(config_dir: Path, configs: list[EnvironmentConfig]) -> None:
+    """Names that two environments in one account would both create (the second deploy would fail)."""
+    shared: dict[tuple[str, str], list[str]] = {}
+    for config in configs:
+        # IAM roles, SSM parameters, functions and topics are named after the prefix; IAM is account-wide.
+        shared.setdefault(("name_prefix", f"{config.name_prefix} in account {config.account}"), []).append(config.name)
+        source = config.model_build.source if config.model_build and config.model_build.enabled else None
+        if source is not None and source.kind == "codecommit":
+            where = f"{source.repository} in account {config.account}, {config.region}"
+            shared.setdefault(("model_build.source.repository", where), []).append(config.name)
+    clashes = [f"{field} {value} is in {', '.join(names)}" for (field, value), names in shared.items() if names[1:]]
+    if clashes:
+        raise ConfigError(f"{config_dir}: {'; '.join(clashes)}: each would create it; give each environment its own")
     # An account holds one OIDC provider per URL: two environments in one account cannot both create GitHub's.
     github: dict[str, list[str]] = {}
     for config in configs:

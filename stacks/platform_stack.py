@@ -83,12 +83,10 @@ def deny_all_but(
 ) -> iam.PolicyStatement:
     """A resource-policy statement refusing ``actions`` to every principal but ``allowed_arns``.
 
-    Multi-account, the tooling account's principals are exempt too: CI runs there under its own
-    role names. Bucket and repository policies both guard what CI reads this way.
+    No account is exempt: the tooling account runs no CI (it reads), so nobody there may write
+    what CI reads either. Bucket and repository policies both guard what CI reads this way.
     """
     conditions: dict[str, dict[str, object]] = {"ArnNotEquals": {"aws:PrincipalArn": allowed_arns}}
-    if config.tooling_account:
-        conditions["StringNotEquals"] = {"aws:PrincipalAccount": config.tooling_account}
     return iam.PolicyStatement(
         sid=sid,
         effect=iam.Effect.DENY,

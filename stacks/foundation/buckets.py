@@ -108,12 +108,12 @@ class PlatformBuckets(Construct):
         _only_ci_writes_what_ci_reads(self.artifacts, config)
 
         if config.tooling_account:
-            # CI/CD in the tooling account writes model artifacts for this environment to deploy.
+            # The tooling account reads the model artifacts; it runs no CI, so it writes nothing.
             self.artifacts.add_to_resource_policy(
                 iam.PolicyStatement(
-                    sid="ToolingAccountReadWrite",
+                    sid="ToolingAccountRead",
                     principals=[iam.AccountPrincipal(config.tooling_account)],
-                    actions=["s3:GetObject", "s3:PutObject", "s3:ListBucket"],
+                    actions=["s3:GetObject", "s3:ListBucket"],
                     resources=[self.artifacts.bucket_arn, self.artifacts.arn_for_objects("*")],
                 )
             )

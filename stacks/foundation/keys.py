@@ -75,7 +75,8 @@ class PlatformKeys(Construct):
                 iam.PolicyStatement(
                     sid="ToolingAccountThroughS3AndEcr",
                     principals=[iam.AccountPrincipal(config.tooling_account)],
-                    actions=["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey*", "kms:DescribeKey"],
+                    # It reads (decrypts) what S3 and ECR hold; it writes nothing, so it encrypts nothing.
+                    actions=["kms:Decrypt", "kms:DescribeKey"],
                     resources=["*"],
                     conditions={
                         "StringEquals": {

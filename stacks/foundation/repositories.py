@@ -60,8 +60,8 @@ class ImageRepositories(Construct):
                 deny_all_but(config, sid="OnlyCiPushes", actions=PUSH_ACTIONS, allowed_arns=image_pusher_arns(config))
             )
             if config.tooling_account:
-                # Images are built once in the tooling account and promoted through environments.
-                repo.grant_pull_push(iam.AccountPrincipal(config.tooling_account))
+                # The tooling account reads (it runs no CI: see the README's Deploying); only CI pushes.
+                repo.grant_pull(iam.AccountPrincipal(config.tooling_account))
             for principal in consumer_principals(consumers):
                 # Endpoints (inference) and their monitors (training image) in other accounts pull this registry's.
                 repo.grant_pull(principal)

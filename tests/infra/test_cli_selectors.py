@@ -72,8 +72,10 @@ def four_environments(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name in ("dev", "staging", "prod"):
         (folder / f"{name}.yaml").write_text((ROOT / "config" / f"{name}.yaml").read_text())
     qa = yaml.safe_load((ROOT / "config" / "dev.yaml").read_text())
+    # What the README's "Adding an environment" says to change in the copy of dev.yaml.
     qa.update(name="qa", name_prefix="mlops-qa")
     qa["networking"]["cidr"] = "10.50.0.0/16"
+    qa["model_build"]["source"]["repository"] = "mlops-qa-model-build"
     qa["deploy"] = {"stages": ["qa"]}  # dev's registry already feeds dev, staging and prod
     (folder / "qa.yaml").write_text(yaml.safe_dump(qa))
     return folder

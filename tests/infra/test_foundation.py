@@ -317,15 +317,30 @@ def test_tooling_account_reaches_the_data_key_only_through_s3_and_ecr(multi_acco
     assert statement["Condition"] == {
         "StringEquals": {"kms:ViaService": ["s3.eu-west-1.amazonaws.com", "ecr.eu-west-1.amazonaws.com"]}
     }
-    assert "kms:CreateGrant" not in statement["Action"]
+    assert sorted(statement["Action"]) == ["kms:Decrypt", "kms:DescribeKey"]  # it reads; it writes nothing
 
 
-def test_tooling_account_may_push_and_pull_images(multi_account) -> None:
+def test_tooling_account_may_pull_images_and_read_artifacts_but_write_neither(multi_account) -> None:
     for repo in _resources(multi_account, "dev", "AWS::ECR::Repository").values():
         statements = repo["Properties"]["RepositoryPolicyText"]["Statement"]
         (grant,) = [s for s in statements if s["Effect"] == "Allow" and "555555555555" in str(s["Principal"])]
         assert grant["Principal"] == {"AWS": "arn:aws:iam::555555555555:root"}
-        assert "ecr:PutImage" in grant["Action"] and "ecr:BatchGetImage" in grant["Action"]
+        assert sorted(grant["Action"]) == [
+            "ecr:BatchCheckLayerAvailability",
+            "ecr:BatchGetImage",
+            "ecr:GetDownloadUrlForLayer",
+        ]
+        # The push guard exempts no account: only CI's roles push.
+        (deny,) = [s for s in statements if s.get("Sid") == "OnlyCiPushes"]
+        assert set(deny["Condition"]) == {"ArnNotEquals"}
+    bucket_policies = _resources(multi_account, "dev", "AWS::S3::BucketPolicy").values()
+    (read,) = [
+        s
+        for p in bucket_policies
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+        if "555555555555" in str(s.get("Principal"))
+    ]
+    assert read["Sid"] == "ToolingAccountRead" and sorted(read["Action"]) == ["s3:GetObject", "s3:ListBucket"]
 
 
 def test_accounts_serving_the_registrys_versions_may_pull_its_images_and_read_its_model_versions(multi_account) -> None:

@@ -242,9 +242,8 @@ def test_bucket_and_repository_policies_let_only_ci_write_and_push(which: str, r
             if s.get("Sid") == "OnlyCiWritesCiAndRegistryPaths"
         ]
         assert deny["Effect"] == "Deny" and deny["Principal"] == {"AWS": "*"} and deny["Action"] == "s3:PutObject"
-        assert deny["Condition"]["ArnNotEquals"] == {"aws:PrincipalArn": artifact_writer_arns(config)}
-        if config.tooling_account:
-            assert deny["Condition"]["StringNotEquals"] == {"aws:PrincipalAccount": config.tooling_account}
+        # No account is exempt, the tooling account's included (it runs no CI).
+        assert deny["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": artifact_writer_arns(config)}}
         denied = [_flatten(r, config) for r in _as_list(deny["Resource"])]
         assert sorted(denied) == sorted(f"{{OWN}}/{prefix}/*" for prefix in ci_protected_prefixes(config))
         for bucket in (buckets.data, buckets.artifacts, buckets.monitoring):

@@ -45,6 +45,44 @@ def test_multi_account_configs_use_one_account_each_and_a_tooling_account() -> N
     assert isinstance(configs[0].networking, CreatedNetwork)
 
 
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {},
+            r"name_prefix mlops-dev in account 111111111111 is in dev, qa; "
+            r"model_build.source.repository mlops-dev-model-build in account 111111111111, eu-west-1 is in dev, qa",
+        ),
+        (
+            {"name_prefix": "mlops-qa"},
+            r"model_build.source.repository mlops-dev-model-build in account 111111111111, eu-west-1 is in dev, qa",
+        ),
+    ],
+    ids=["prefix", "codecommit repository"],
+)
+def test_two_environments_in_one_account_may_not_create_the_same_names(tmp_path: Path, change, message) -> None:
+    # A copy of dev.yaml renamed qa but for what each case keeps: the second deploy would fail on the name.
+    _write(tmp_path, _valid())
+    qa = {**_valid(), "name": "qa", **change}
+    qa["networking"]["cidr"] = "10.50.0.0/16"
+    _write(tmp_path, qa, "qa")
+    with pytest.raises(ConfigError, match=message + r": each would create it"):
+        load_environments(tmp_path)
+    qa["model_build"]["source"]["repository"] = "mlops-qa-model-build"
+    qa["name_prefix"] = "mlops-qa"
+    _write(tmp_path, qa, "qa")
+    assert [c.name for c in load_environments(tmp_path)] == ["dev", "qa"]
+
+
+def test_github_actions_in_two_environments_of_one_account_is_refused(tmp_path: Path) -> None:
+    for name in ("dev", "qa"):
+        data = {**_valid(), "name": name, "name_prefix": f"mlops-{name}"}
+        data["model_build"]["source"] = {"kind": "github_actions", "repository": f"example/{name}-models"}
+        _write(tmp_path, data, name)
+    with pytest.raises(ConfigError, match=r"github_actions in dev, qa, all in account 111111111111"):
+        load_environments(tmp_path)
+
+
 def test_selecting_one_environment_loads_only_it() -> None:
     assert [c.name for c in load_environments(ROOT / "config", "staging")] == ["staging"]
 
@@ -203,6 +241,7 @@ def test_idle_timeout_out_of_range_is_named(tmp_path: Path, minutes: int, proble
 def _environment(folder: Path, name: str, **changes: object) -> Path:
     data = _valid()
     data.update(name=name, name_prefix=f"mlops-{name}", **changes)
+    data["model_build"]["source"]["repository"] = f"mlops-{name}-model-build"
     return _write(folder, data, name)
 
 
