@@ -2,8 +2,8 @@
 
     python -m pipelines.github_env --config config/examples/multi-account/dev.yaml >> "$GITHUB_ENV"
 
-Prints ``NAME=value`` lines (account, region, name prefix, the role to assume, how long its
-credentials must last), so the workflow never restates what the config already says.
+Prints ``NAME=value`` lines (account, region, name prefix, the image registry, the role to
+assume, how long its credentials must last), so the workflow never restates what the config already says.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ def github_env(config: EnvironmentConfig) -> dict[str, str]:
         "AWS_ACCOUNT_ID": config.account,
         "AWS_REGION": config.region,
         "NAME_PREFIX": config.name_prefix,
+        "REGISTRY": config.registry,
         "ROLE_ARN": f"arn:{config.partition}:iam::{config.account}:role/{config.github_role_name}",
         "RUNNER_SESSION_SECONDS": str(RUNNER_SESSION_HOURS * 3600),
     }

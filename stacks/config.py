@@ -570,6 +570,12 @@ PIPELINE_WAIT_HOURS = 6
 RUNNER_SESSION_HOURS = PIPELINE_WAIT_HOURS + 1
 
 
+def ecr_registry(account: str, region: str) -> str:
+    """An account's ECR registry host in a region; China's regions use the ``amazonaws.com.cn`` suffix."""
+    suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+    return f"{account}.dkr.ecr.{region}.{suffix}"
+
+
 class EnvironmentConfig(_Strict):
     """Everything that differs between environments (dev, staging, prod, or any other)."""
 
@@ -693,6 +699,11 @@ class EnvironmentConfig(_Strict):
         if self.region.startswith("cn-"):
             return "aws-cn"
         return "aws-us-gov" if self.region.startswith("us-gov-") else "aws"
+
+    @property
+    def registry(self) -> str:
+        """This account's ECR registry in the region (images are ``<registry>/<repository_name>``)."""
+        return ecr_registry(self.account, self.region)
 
     @property
     def github_role_name(self) -> str:

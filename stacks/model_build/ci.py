@@ -341,9 +341,7 @@ class BuildPipeline(Construct):
             environment_variables={
                 "ENVIRONMENT": codebuild.BuildEnvironmentVariable(value=config.name),
                 "NAME_PREFIX": codebuild.BuildEnvironmentVariable(value=config.name_prefix),
-                "REGISTRY": codebuild.BuildEnvironmentVariable(
-                    value=f"{config.account}.dkr.ecr.{config.region}.amazonaws.com"
-                ),
+                "REGISTRY": codebuild.BuildEnvironmentVariable(value=config.registry),
             },
             logging=codebuild.LoggingOptions(cloud_watch=codebuild.CloudWatchLoggingOptions(log_group=log_group)),
             timeout=cdk.Duration.hours(hours),

@@ -17,7 +17,8 @@ class ModelRegistry(Construct):
     ) -> None:
         super().__init__(scope, id_)
         statements: list[dict[str, object]] = []
-        sagemaker_arn = f"arn:aws:sagemaker:{config.region}:{config.account}"
+        partition = config.partition
+        sagemaker_arn = f"arn:{partition}:sagemaker:{config.region}:{config.account}"
         versions = f"{sagemaker_arn}:model-package/{config.model_package_group_name}/*"
         for consumer in consumers:
             # An endpoint in another account creates its model from a version of this group.
@@ -25,12 +26,12 @@ class ModelRegistry(Construct):
                 {
                     "Sid": f"ServingAccount{consumer.account}DescribesVersions",
                     "Effect": "Allow",
-                    "Principal": {"AWS": f"arn:aws:iam::{consumer.account}:root"},
+                    "Principal": {"AWS": f"arn:{partition}:iam::{consumer.account}:root"},
                     "Action": ["sagemaker:DescribeModelPackage"],
                     "Resource": versions,
                     "Condition": {
                         "ArnLike": {
-                            "aws:PrincipalArn": f"arn:aws:iam::{consumer.account}:role/{consumer.name_prefix}-*"
+                            "aws:PrincipalArn": f"arn:{partition}:iam::{consumer.account}:role/{consumer.name_prefix}-*"
                         }
                     },
                 }
@@ -41,7 +42,7 @@ class ModelRegistry(Construct):
                 {
                     "Sid": "ToolingAccountReads",
                     "Effect": "Allow",
-                    "Principal": {"AWS": f"arn:aws:iam::{config.tooling_account}:root"},
+                    "Principal": {"AWS": f"arn:{partition}:iam::{config.tooling_account}:root"},
                     "Action": [
                         "sagemaker:DescribeModelPackageGroup",
                         "sagemaker:ListModelPackages",

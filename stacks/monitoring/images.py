@@ -6,6 +6,8 @@ compares this table with the installed SDK's ``image_uris.retrieve("model-monito
 
 from __future__ import annotations
 
+from stacks.config import ecr_registry
+
 REPOSITORY = "sagemaker-model-monitor-analyzer"
 REGISTRIES: dict[str, str] = {
     "af-south-1": "875698925577",
@@ -50,5 +52,4 @@ def model_monitor_image(region: str) -> str:
             f"monitoring.engine model_monitor: no Model Monitor image is known for {region} "
             f"(regions: {', '.join(sorted(REGISTRIES))}); use engine platform there"
         )
-    suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
-    return f"{REGISTRIES[region]}.dkr.ecr.{region}.{suffix}/{REPOSITORY}"
+    return f"{ecr_registry(REGISTRIES[region], region)}/{REPOSITORY}"

@@ -68,9 +68,7 @@ class PlatformSchedules(Construct):
         super().__init__(scope, id_)
         monitoring = config.monitoring
         assert monitoring is not None and source.model_build is not None
-        training_image = (
-            f"{source.account}.dkr.ecr.{source.region}.{cdk.Aws.URL_SUFFIX}/{source.repository_name('training')}"
-        )
+        training_image = f"{source.registry}/{source.repository_name('training')}"
         self.launcher = OwnRoleFunction(
             self,
             "Launcher",

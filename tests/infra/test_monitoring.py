@@ -145,9 +145,8 @@ def test_the_launcher_runs_isolated_encrypted_jobs_of_the_sources_image_in_the_p
         assert variables["CURRENT_BASELINE_URI"] == (
             f"s3://{config.bucket_name('monitoring')}/baselines/{config.endpoint_name}/current/"
         )
-        image = json.dumps(variables["IMAGE_REPOSITORY"])
-        assert f"{source.account}.dkr.ecr.{source.region}." in image and image.endswith(
-            f'/{source.name_prefix}/training"]]}}'
+        assert variables["IMAGE_REPOSITORY"] == (
+            f"{source.account}.dkr.ecr.{source.region}.amazonaws.com/{source.name_prefix}/training"
         )
         assert referenced(app, env, "Endpoint", variables["SECURITY_GROUP_IDS"]) == logical_id_of(
             stage.endpoint.security_group

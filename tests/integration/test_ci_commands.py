@@ -189,6 +189,9 @@ def test_github_workflow_runs_its_own_steps_in_a_fresh_environment(fresh, checko
     _run(steps["Environment"]["run"], checkout, {**env, "GITHUB_ENV": str(github_env)})
     values = dict(line.split("=", 1) for line in github_env.read_text().splitlines())
     assert values["ROLE_ARN"].endswith(f":role/{values['NAME_PREFIX']}-github-model-build")
+    # The image step pushes to the registry the config names (not one the workflow derives).
+    assert values["REGISTRY"] == f"{values['AWS_ACCOUNT_ID']}.dkr.ecr.{values['AWS_REGION']}.amazonaws.com"
+    assert "$REGISTRY/$repo:$TAG" in steps["Build and push the images when their sources changed"]["run"]
     # Upsert and run: the pipeline requirements are a subset of what the unit-test step installed.
     _publish_discovery(moto_endpoint, values["NAME_PREFIX"], values["AWS_REGION"], checkout)
     result = _run(

@@ -861,3 +861,11 @@ def test_a_yaml_alias_bomb_is_refused_quickly(tmp_path: Path, where: str) -> Non
     with pytest.raises(ConfigError, match=re.escape(str(path))):
         load_config(path)
     assert time.monotonic() - started < 2.0
+
+
+def test_arns_and_the_registry_follow_the_region_s_partition() -> None:
+    dev = load_config(ROOT / "config" / "dev.yaml")
+    assert (dev.partition, dev.registry) == ("aws", "111111111111.dkr.ecr.eu-west-1.amazonaws.com")
+    china = dev.model_copy(update={"region": "cn-north-1"})
+    assert (china.partition, china.registry) == ("aws-cn", "111111111111.dkr.ecr.cn-north-1.amazonaws.com.cn")
+    assert dev.model_copy(update={"region": "us-gov-west-1"}).partition == "aws-us-gov"
