@@ -482,6 +482,10 @@ class Monitoring(_Strict):
     # Model quality alarms when the live metric is worse than the registered evaluation's by more than this share:
     # an error metric (rmse, mae) above registered * (1 + x), a score (accuracy, f1) below registered * (1 - x).
     max_quality_degradation: float = Field(default=0.1, gt=0, lt=1)
+    # A feature has drifted when the L-infinity distance between its baseline and live distributions is above
+    # this (numeric and categorical features alike). Unset: the registered constraints' comparison thresholds
+    # (Model Monitor's default, 0.1). Both engines read it from the deployed copy of constraints.json.
+    drift_threshold: float | None = Field(default=None, gt=0, lt=1)
     # Model quality needs labels: turn it on where ground truth arrives under ground_truth_prefix.
     model_quality: bool = False
     # Labels for an hour's inferences are complete this long after it: model quality checks the window that

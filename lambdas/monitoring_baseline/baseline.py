@@ -11,7 +11,8 @@ served version's registered files, which live in the *source* environment's arti
 3. copies ``statistics.json``, ``constraints.json`` and ``evaluation.json`` into this
    environment's monitoring bucket, under ``<prefix>/v<version>-<digest>/``, encrypted with its
    data key: the jobs run in the private subnets, whose S3 endpoint serves this environment's
-   buckets only;
+   buckets only. With a drift threshold (``monitoring.drift_threshold``), the copy of
+   ``constraints.json`` carries it as both comparison thresholds, where both engines read them;
 4. writes ``model_quality_constraints.json`` there: Model Monitor's model-quality constraints,
    from the registered evaluation and the allowed degradation, with the thresholds
    ``ml_code.monitor`` applies (an error metric above ``registered * (1 + x)``, a score below
@@ -131,6 +132,30 @@ def quality_constraints(evaluation: dict[str, Any], problem_type: str, tolerance
     return {"version": 0.0, CONSTRAINTS_KEY[problem_type]: constraints}
 
 
+def with_drift_threshold(constraints: bytes, threshold: float, where: str) -> bytes:
+    """``constraints.json`` with ``threshold`` as its numeric and categorical comparison thresholds.
+
+    Raises:
+        BaselineError: the document is not a JSON object, or its ``monitoring_config`` (or
+            ``distribution_constraints``) is there but not an object.
+    """
+    try:
+        document = json.loads(constraints)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BaselineError(f"{where}: not valid JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise BaselineError(f"{where}: expected a JSON object")
+    config = document.setdefault("monitoring_config", {})
+    if not isinstance(config, dict):
+        raise BaselineError(f"{where}: monitoring_config must be an object")
+    distribution = config.setdefault("distribution_constraints", {})
+    if not isinstance(distribution, dict):
+        raise BaselineError(f"{where}: monitoring_config.distribution_constraints must be an object")
+    distribution["comparison_threshold"] = threshold
+    distribution["categorical_comparison_threshold"] = threshold
+    return json.dumps(document, indent=2).encode()
+
+
 class Materializer:
     """Checks, copies and derives one version's baseline; the clients are passed in."""
 
@@ -141,8 +166,9 @@ class Materializer:
         """Do steps 1-4 of the module docstring.
 
         Raises:
-            BaselineError: the package does not register these files, has no image tag, or the
-                evaluation cannot give model-quality constraints.
+            BaselineError: the package does not register these files, has no image tag, the
+                evaluation cannot give model-quality constraints, or the constraints cannot take
+                the drift threshold.
             botocore.exceptions.ClientError: S3 or SageMaker refused.
         """
         package = self.sagemaker.describe_model_package(ModelPackageName=props.model_package_arn)
@@ -181,6 +207,10 @@ class Materializer:
         quality = json.dumps(
             quality_constraints(evaluation, props.problem_type, props.max_quality_degradation), indent=2
         ).encode()
+        if props.drift_threshold is not None:
+            bodies["constraints"] = with_drift_threshold(
+                bodies["constraints"], props.drift_threshold, props.constraints_uri
+            )
         files = {FILES[kind]: body for kind, body in bodies.items()} | {QUALITY_CONSTRAINTS: quality}
         current = f"{props.prefix.strip('/')}/{CURRENT}/"
         for folder_key in (destination, current):

@@ -66,6 +66,8 @@ class BaselineProperties(BaseModel):
     kms_key_arn: str = Field(alias="KmsKeyArn", pattern=r"^arn:aws[a-z-]*:kms:")
     problem_type: Literal["regression", "binary", "multiclass"] = Field(alias="ProblemType")
     max_quality_degradation: float = Field(alias="MaxQualityDegradation", gt=0, lt=1)
+    # Replaces the registered constraints' comparison thresholds (numeric and categorical) when given.
+    drift_threshold: float | None = Field(default=None, alias="DriftThreshold", gt=0, lt=1)
 
 
 def parse_event(event: dict[str, Any]) -> Event:

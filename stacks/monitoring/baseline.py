@@ -84,6 +84,12 @@ class MonitoringBaseline(Construct):
                 "KmsKeyArn": data_key.key_arn,
                 "ProblemType": source.model_build.pipeline.problem_type,
                 "MaxQualityDegradation": f"{monitoring.max_quality_degradation:g}",
+                # Only when set: unset, the deployed constraints are the registered ones, byte for byte.
+                **(
+                    {"DriftThreshold": f"{monitoring.drift_threshold:g}"}
+                    if monitoring.drift_threshold is not None
+                    else {}
+                ),
             },
         )
         # It runs only once its permissions are in place.

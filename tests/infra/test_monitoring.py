@@ -56,6 +56,7 @@ def test_the_shipped_configs_exercise_both_engines_hourly_and_daily() -> None:
     assert {m.engine for m in monitored} == set(MonitoringEngine)
     assert {m.schedule for m in monitored} == {"hourly", "daily"}
     assert {m.model_quality for m in monitored} == {True, False}
+    assert {m.drift_threshold is None for m in monitored} == {True, False}
 
 
 @pytest.mark.parametrize("which", APPS)
@@ -74,6 +75,16 @@ def test_only_what_needs_a_served_version_waits_for_one(which: str, request: pyt
             expected |= {"AWS::SageMaker::ModelQualityJobDefinition"}
         assert waiting == expected, env
         assert len(ours - conditional) > 20  # the functions, roles, queues, schedules, rules, alarms, dashboard
+
+
+@pytest.mark.parametrize("which", APPS)
+def test_the_baseline_carries_the_drift_threshold_only_where_config_sets_it(which: str, request) -> None:
+    app = request.getfixturevalue(which)
+    for env in _monitored(app):
+        (baseline,) = _resources(app, env, "Endpoint", "Custom::MonitoringBaseline").values()
+        threshold = app.stages[env].config.monitoring.drift_threshold
+        expected = {} if threshold is None else {"DriftThreshold": f"{threshold:g}"}
+        assert {k: v for k, v in baseline["Properties"].items() if k == "DriftThreshold"} == expected, env
 
 
 @pytest.mark.parametrize("which", APPS)

@@ -610,6 +610,9 @@ def _monitored() -> dict:
     ("value", "field", "problem"),
     [
         ({"max_quality_degradation": 1.0}, "monitoring.max_quality_degradation", "less than 1"),
+        ({"drift_threshold": 0}, "monitoring.drift_threshold", "greater than 0"),
+        ({"drift_threshold": 1}, "monitoring.drift_threshold", "less than 1"),
+        ({"drift_threshold": "high"}, "monitoring.drift_threshold", "a valid number"),
         ({"ground_truth_delay_hours": 121}, "monitoring.ground_truth_delay_hours", "less than or equal to 120"),
         ({"ground_truth_delay_hours": 0}, "monitoring.ground_truth_delay_hours", "greater than or equal to 1"),
         ({"schedule": "weekly"}, "monitoring.schedule", "'hourly' or 'daily'"),

@@ -167,12 +167,77 @@ def test_a_new_deploy_is_a_new_folder_and_a_new_suffix(world: World, response_si
     assert first["BaselineUri"] != second["BaselineUri"] and first["Suffix"] != second["Suffix"]
 
 
+def test_a_drift_threshold_replaces_both_comparison_thresholds_in_the_deployed_constraints(
+    world: World, response_sink
+) -> None:
+    registered = {
+        "version": 0.0,
+        "features": [{"name": "length", "inferred_type": "Fractional", "completeness": 1.0}],
+        "monitoring_config": {
+            "evaluate_constraints": "Enabled",
+            "distribution_constraints": {
+                "perform_comparison": "Enabled",
+                "comparison_threshold": 0.1,
+                "comparison_method": "Robust",
+                "categorical_comparison_threshold": 0.1,
+            },
+        },
+    }
+    bucket, _, key = world.files["constraints"].removeprefix("s3://").partition("/")
+    world.s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(registered).encode())
+    handler.handle(cfn_event(world, response_sink.url, DriftThreshold="0.25"), factory=world.materializer)
+    (answer,) = response_sink.documents
+    assert answer["Status"] == "SUCCESS", answer["Reason"]
+    expected = json.loads(json.dumps(registered))
+    expected["monitoring_config"]["distribution_constraints"] |= {
+        "comparison_threshold": 0.25,
+        "categorical_comparison_threshold": 0.25,
+    }
+    current = f"s3://{world.bucket}/baselines/mlops-staging-endpoint/current/constraints.json"
+    for uri in (answer["Data"]["ConstraintsUri"], current):
+        assert json.loads(world.read(uri)) == expected
+    assert json.loads(world.read(world.files["constraints"])) == registered  # the registered record is untouched
+
+
+def test_the_monitor_judges_drift_by_the_deployed_threshold(world: World, response_sink, tmp_path: Path) -> None:
+    # ml_code.monitor on the deployed copy: a column whose distance is 0.2 drifts at the registered 0.1, not at 0.25.
+    import pandas as pd
+
+    from ml_code.baseline import build_baseline
+    from ml_code.monitor.reference import load_reference
+    from ml_code.monitor.run import monitor
+    from ml_code.schema import DataSchema, Feature, ProblemType
+
+    schema = DataSchema("y", ProblemType.REGRESSION, (Feature("score", "numeric"), Feature("x", "numeric")))
+    reference = pd.DataFrame({"score": [1.0] * 2000, "x": [i / 20 for i in range(2000)]})
+    statistics, constraints = build_baseline(reference, schema)
+    for kind, body in (("statistics", statistics), ("constraints", constraints)):
+        bucket, _, key = world.files[kind].removeprefix("s3://").partition("/")
+        world.s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(body).encode())
+    batch = tmp_path / "batch.csv"
+    batch.write_text("score,x\n" + "".join(f"1.0,{i / 20 + 20}\n" for i in range(2000)))  # x moved a fifth of its range
+    verdicts = {}
+    for threshold in (None, "0.25"):
+        changes = {} if threshold is None else {"DriftThreshold": threshold}
+        handler.handle(cfn_event(world, response_sink.url, **changes), factory=world.materializer)
+        deployed = tmp_path / f"deployed-{threshold}"
+        deployed.mkdir()
+        data = response_sink.documents[-1]["Data"]
+        for kind in ("statistics", "constraints"):
+            (deployed / f"{kind}.json").write_bytes(world.read(data[f"{kind.title()}Uri"]))
+        report = monitor(deployed, batch, tmp_path / f"out-{threshold}", reference=load_reference(deployed))
+        verdicts[threshold] = {(v.feature_name, v.constraint_check_type) for v in report.data_quality.violations}
+    assert verdicts == {None: {("x", "baseline_drift_check")}, "0.25": set()}
+
+
 @pytest.mark.parametrize(
     ("changes", "problem"),
     [
         ({"ProblemType": "binary"}, "expected exactly 'binary_classification_metrics' for a binary model"),
         ({"StatisticsUri": "s3://elsewhere/statistics.json"}, "does not register these files (statistics: given"),
         ({"MaxQualityDegradation": "1.5"}, "bad properties: MaxQualityDegradation"),
+        ({"DriftThreshold": "0"}, "bad properties: DriftThreshold"),
+        ({"DriftThreshold": "high"}, "bad properties: DriftThreshold"),
         ({"ModelPackageArn": "not-an-arn"}, "bad properties: ModelPackageArn"),
     ],
 )
