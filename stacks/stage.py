@@ -67,6 +67,7 @@ class EnvironmentStage(cdk.Stage):
         """Values of the environment-specific parts of acknowledged findings."""
         config = self.config
         values = {
+            "partition": config.partition,
             "region": config.region,
             "account": config.account,
             "prefix": config.name_prefix,
@@ -80,6 +81,7 @@ class EnvironmentStage(cdk.Stage):
         source = self.promotion.source or config
         values |= {
             "source_prefix": source.name_prefix,
+            "source_partition": source.partition,
             "source_account": source.account,
             "source_region": source.region,
             "source_models": source.model_package_group_name,

@@ -12,10 +12,10 @@ pile up, and the reasons are written into each template's metadata
 (``cdk_nag.rules_to_suppress``) for auditors.
 
 A finding may hold placeholders filled per environment, because IAM5 findings name the
-exact wildcard resource: ``{region}``, ``{account}``, ``{prefix}`` (the name prefix),
+exact wildcard resource: ``{partition}``, ``{region}``, ``{account}``, ``{prefix}`` (the name prefix),
 ``{models}`` (the model package group), ``{domain}`` (the Studio domain's id, as the
 packs print it), ``{ci_artifacts}`` (the prefix CodePipeline keeps its artifacts
-under), ``{endpoint}`` (the endpoint's name) and ``{source_prefix}``, ``{source_account}``,
+under), ``{endpoint}`` (the endpoint's name) and ``{source_partition}``, ``{source_prefix}``, ``{source_account}``,
 ``{source_region}``, ``{source_models}`` (the registry environment that deploys to this
 one's endpoint). Each filled finding is still one exact resource.
 
@@ -57,7 +57,7 @@ class Acknowledgment:
 
 
 _PERSONA_POLICIES = ("Personas/DataScientistPolicy/Resource", "Personas/MlEngineerPolicy/Resource")
-_SAGEMAKER_ARN = "arn:aws:sagemaker:{region}:{account}"
+_SAGEMAKER_ARN = "arn:{partition}:sagemaker:{region}:{account}"
 _IAM5 = f"{AWS_SOLUTIONS}-IAM5"
 
 _EVENT_DLQ_ENCRYPTION = (
@@ -133,10 +133,10 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
         stack="Studio",
         paths=_PERSONA_POLICIES,
         findings=(
-            f"{_IAM5}[Resource::arn:aws:s3:::{{prefix}}-data-{{account}}-{{region}}/*]",
-            f"{_IAM5}[Resource::arn:aws:s3:::{{prefix}}-artifacts-{{account}}-{{region}}/*]",
-            f"{_IAM5}[Resource::arn:aws:s3:::{{prefix}}-artifacts-{{account}}-{{region}}/studio-sharing/*]",
-            f"{_IAM5}[Resource::arn:aws:s3:::{{prefix}}-artifacts-{{account}}-{{region}}/experiments/*]",
+            f"{_IAM5}[Resource::arn:{{partition}}:s3:::{{prefix}}-data-{{account}}-{{region}}/*]",
+            f"{_IAM5}[Resource::arn:{{partition}}:s3:::{{prefix}}-artifacts-{{account}}-{{region}}/*]",
+            f"{_IAM5}[Resource::arn:{{partition}}:s3:::{{prefix}}-artifacts-{{account}}-{{region}}/studio-sharing/*]",
+            f"{_IAM5}[Resource::arn:{{partition}}:s3:::{{prefix}}-artifacts-{{account}}-{{region}}/experiments/*]",
         ),
         reason=(
             "Read objects of this environment's data and artifacts buckets; write only under the people's "
@@ -148,11 +148,11 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
         stack="Studio",
         paths=_PERSONA_POLICIES,
         findings=(
-            f"{_IAM5}[Resource::arn:aws:logs:{{region}}:{{account}}:log-group:/aws/sagemaker/TrainingJobs:"
+            f"{_IAM5}[Resource::arn:{{partition}}:logs:{{region}}:{{account}}:log-group:/aws/sagemaker/TrainingJobs:"
             "log-stream:{prefix}-*]",
-            f"{_IAM5}[Resource::arn:aws:logs:{{region}}:{{account}}:log-group:/aws/sagemaker/ProcessingJobs:"
+            f"{_IAM5}[Resource::arn:{{partition}}:logs:{{region}}:{{account}}:log-group:/aws/sagemaker/ProcessingJobs:"
             "log-stream:{prefix}-*]",
-            f"{_IAM5}[Resource::arn:aws:logs:{{region}}:{{account}}:log-group:/aws/sagemaker/studio:"
+            f"{_IAM5}[Resource::arn:{{partition}}:logs:{{region}}:{{account}}:log-group:/aws/sagemaker/studio:"
             "log-stream:{domain}/*]",
         ),
         reason=(
@@ -163,7 +163,7 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
     Acknowledgment(
         stack="Studio",
         paths=("Teardown/Policy/Resource",),
-        findings=(f"{_IAM5}[Resource::arn:aws:ec2:{{region}}:{{account}}:network-interface/*]",),
+        findings=(f"{_IAM5}[Resource::arn:{{partition}}:ec2:{{region}}:{{account}}:network-interface/*]",),
         reason=(
             "A Lambda in a VPC creates and deletes its own network interfaces, whose ids Lambda chooses; an "
             "ec2:Vpc condition limits them to this environment's VPC, and subnets and security group are named."
@@ -195,9 +195,9 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
         findings=(
             f"{_IAM5}[Resource::{_SAGEMAKER_ARN}:processing-job/{{prefix}}-model-build-*]",
             f"{_IAM5}[Resource::{_SAGEMAKER_ARN}:training-job/{{prefix}}-model-build-*]",
-            f"{_IAM5}[Resource::arn:aws:logs:{{region}}:{{account}}:log-group:/aws/sagemaker/TrainingJobs:"
+            f"{_IAM5}[Resource::arn:{{partition}}:logs:{{region}}:{{account}}:log-group:/aws/sagemaker/TrainingJobs:"
             "log-stream:{prefix}-model-build-*]",
-            f"{_IAM5}[Resource::arn:aws:logs:{{region}}:{{account}}:log-group:/aws/sagemaker/ProcessingJobs:"
+            f"{_IAM5}[Resource::arn:{{partition}}:logs:{{region}}:{{account}}:log-group:/aws/sagemaker/ProcessingJobs:"
             "log-stream:{prefix}-model-build-*]",
         ),
         reason=(
@@ -225,10 +225,10 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
         paths=("Execution/Policy/Resource",),
         findings=(
             f"{_IAM5}[Resource::{_SAGEMAKER_ARN}:model-package/{{models}}/*]",
-            f"{_IAM5}[Resource::arn:aws:s3:::{{prefix}}-data-{{account}}-{{region}}/*]",
-            f"{_IAM5}[Resource::arn:aws:s3:::{{prefix}}-artifacts-{{account}}-{{region}}/*]",
-            f"{_IAM5}[Resource::arn:aws:s3:::{{prefix}}-artifacts-{{account}}-{{region}}/{{prefix}}-model-build/*]",
-            f"{_IAM5}[Resource::arn:aws:ec2:{{region}}:{{account}}:network-interface/*]",
+            f"{_IAM5}[Resource::arn:{{partition}}:s3:::{{prefix}}-data-{{account}}-{{region}}/*]",
+            f"{_IAM5}[Resource::arn:{{partition}}:s3:::{{prefix}}-artifacts-{{account}}-{{region}}/*]",
+            f"{_IAM5}[Resource::arn:{{partition}}:s3:::{{prefix}}-artifacts-{{account}}-{{region}}/{{prefix}}-model-build/*]",
+            f"{_IAM5}[Resource::arn:{{partition}}:ec2:{{region}}:{{account}}:network-interface/*]",
         ),
         reason=(
             "Model versions are numbered at registration in this environment's one group; the jobs read this "
@@ -242,9 +242,9 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
         paths=("Execution/Policy/Resource",),
         findings=(
             f"{_IAM5}[Resource::{_SAGEMAKER_ARN}:transform-job/{{prefix}}-batch-*]",
-            f"{_IAM5}[Resource::arn:aws:logs:{{region}}:{{account}}:log-group:/aws/sagemaker/TransformJobs:"
+            f"{_IAM5}[Resource::arn:{{partition}}:logs:{{region}}:{{account}}:log-group:/aws/sagemaker/TransformJobs:"
             "log-stream:{prefix}-batch-*]",
-            f"{_IAM5}[Resource::arn:aws:s3:::{{prefix}}-artifacts-{{account}}-{{region}}/{{prefix}}-batch/*]",
+            f"{_IAM5}[Resource::arn:{{partition}}:s3:::{{prefix}}-artifacts-{{account}}-{{region}}/{{prefix}}-batch/*]",
         ),
         reason=(
             "The batch pipeline's transform jobs are named <prefix>-batch-transform plus the suffix SageMaker "
@@ -259,8 +259,8 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
         paths=("Ci/TrainProjectPolicy/Resource", "GitHubActions/Policy/Resource"),
         findings=(
             f"{_IAM5}[Resource::{_SAGEMAKER_ARN}:pipeline/{{prefix}}-model-build/execution/*]",
-            f"{_IAM5}[Resource::arn:aws:ssm:{{region}}:{{account}}:parameter/{{prefix}}/*]",
-            f"{_IAM5}[Resource::arn:aws:s3:::{{prefix}}-artifacts-{{account}}-{{region}}/{{prefix}}-model-build/code/*]",
+            f"{_IAM5}[Resource::arn:{{partition}}:ssm:{{region}}:{{account}}:parameter/{{prefix}}/*]",
+            f"{_IAM5}[Resource::arn:{{partition}}:s3:::{{prefix}}-artifacts-{{account}}-{{region}}/{{prefix}}-model-build/code/*]",
         ),
         reason=(
             "The CI runner follows the executions it starts of its one pipeline (ids chosen by SageMaker), "
@@ -273,7 +273,9 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
         paths=tuple(
             f"Ci/{name}Policy/Resource" for name in ("Pipeline", "TestsProject", "ImagesProject", "TrainProject")
         ),
-        findings=(f"{_IAM5}[Resource::arn:aws:s3:::{{prefix}}-artifacts-{{account}}-{{region}}/{{ci_artifacts}}/*]",),
+        findings=(
+            f"{_IAM5}[Resource::arn:{{partition}}:s3:::{{prefix}}-artifacts-{{account}}-{{region}}/{{ci_artifacts}}/*]",
+        ),
         reason=(
             "CodePipeline names each run's artifact objects itself; access is confined to this pipeline's "
             "prefix of the artifacts bucket, which only CI roles may write (bucket policy)."
@@ -310,8 +312,8 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
         paths=("FunctionsPolicy/Resource",),
         findings=(
             f"{_IAM5}[Resource::{_SAGEMAKER_ARN}:model-package/{{models}}/*]",
-            f"{_IAM5}[Resource::arn:aws:s3:::{{prefix}}-artifacts-{{account}}-{{region}}/{{prefix}}-model-build/*]",
-            f"{_IAM5}[Resource::arn:aws:states:{{region}}:{{account}}:execution:{{prefix}}-deploy:*]",
+            f"{_IAM5}[Resource::arn:{{partition}}:s3:::{{prefix}}-artifacts-{{account}}-{{region}}/{{prefix}}-model-build/*]",
+            f"{_IAM5}[Resource::arn:{{partition}}:states:{{region}}:{{account}}:execution:{{prefix}}-deploy:*]",
         ),
         reason=(
             "Versions of this environment's one registry (numbered at registration); its test splits under the "
@@ -407,7 +409,7 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
         stack="Endpoint",
         paths=("Access/CloudFormationPolicy/Resource",),
         findings=(
-            f"{_IAM5}[Resource::arn:aws:sagemaker:{{source_region}}:{{source_account}}:model-package/{{source_models}}/*]",
+            f"{_IAM5}[Resource::arn:{{source_partition}}:sagemaker:{{source_region}}:{{source_account}}:model-package/{{source_models}}/*]",
         ),
         reason=(
             "Creating a model from a package reads the version: versions of the one registry that deploys to "
@@ -417,7 +419,9 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
     Acknowledgment(
         stack="Endpoint",
         paths=("Access/DeployerPolicy/Resource",),
-        findings=(f"{_IAM5}[Resource::arn:aws:cloudformation:{{region}}:{{account}}:stack/{{prefix}}-endpoint/*]",),
+        findings=(
+            f"{_IAM5}[Resource::arn:{{partition}}:cloudformation:{{region}}:{{account}}:stack/{{prefix}}-endpoint/*]",
+        ),
         reason=(
             "This one stack, by name: CloudFormation appends a generated id to a stack's ARN. The deployer may "
             "update it only passing the endpoint's CloudFormation role, whose permissions are scoped as above."
@@ -427,9 +431,9 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
         stack="Endpoint",
         paths=("Access/ModelPolicy/Resource",),
         findings=(
-            f"{_IAM5}[Resource::arn:aws:s3:::{{source_prefix}}-artifacts-{{source_account}}-{{source_region}}/"
+            f"{_IAM5}[Resource::arn:{{source_partition}}:s3:::{{source_prefix}}-artifacts-{{source_account}}-{{source_region}}/"
             "{source_prefix}-model-build/*]",
-            f"{_IAM5}[Resource::arn:aws:kms:{{source_region}}:{{source_account}}:key/*]",
+            f"{_IAM5}[Resource::arn:{{source_partition}}:kms:{{source_region}}:{{source_account}}:key/*]",
         ),
         reason=(
             "The served version's artifact is an object under the source registry's model-build prefix, named by "
@@ -441,7 +445,7 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
         stack="Endpoint",
         paths=("Access/ModelPolicy/Resource",),
         findings=(
-            f"{_IAM5}[Resource::arn:aws:logs:{{region}}:{{account}}:log-group:/aws/sagemaker/Endpoints/"
+            f"{_IAM5}[Resource::arn:{{partition}}:logs:{{region}}:{{account}}:log-group:/aws/sagemaker/Endpoints/"
             "{endpoint}:log-stream:*]",
         ),
         reason="The streams of the endpoint's own log group, which SageMaker names after its instances.",
@@ -449,7 +453,7 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
     Acknowledgment(
         stack="Endpoint",
         paths=("Access/ModelPolicy/Resource",),
-        findings=(f"{_IAM5}[Resource::arn:aws:s3:::{{prefix}}-monitoring-{{account}}-{{region}}/capture/*]",),
+        findings=(f"{_IAM5}[Resource::arn:{{partition}}:s3:::{{prefix}}-monitoring-{{account}}-{{region}}/capture/*]",),
         reason=(
             "Data capture objects, which SageMaker names <endpoint>/<variant>/yyyy/mm/dd/hh/<file>, under the "
             "capture prefix of this environment's monitoring bucket (which requires the data key)."
@@ -459,7 +463,7 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
     Acknowledgment(
         stack="Endpoint",
         paths=("Access/ModelPolicy/Resource",),
-        findings=(f"{_IAM5}[Resource::arn:aws:ec2:{{region}}:{{account}}:network-interface/*]",),
+        findings=(f"{_IAM5}[Resource::arn:{{partition}}:ec2:{{region}}:{{account}}:network-interface/*]",),
         reason=(
             "SageMaker creates the endpoint's network interfaces, with ids EC2 chooses; an ec2:Vpc condition "
             "limits them to this environment's VPC, and subnets and security group are named."
@@ -470,8 +474,8 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
         stack="Endpoint",
         paths=("Access/CloudFormationPolicy/Resource",),
         findings=(
-            f"{_IAM5}[Resource::arn:aws:application-autoscaling:{{region}}:{{account}}:scalable-target/*]",
-            f"{_IAM5}[Resource::arn:aws:cloudwatch:{{region}}:{{account}}:alarm:TargetTracking-endpoint/"
+            f"{_IAM5}[Resource::arn:{{partition}}:application-autoscaling:{{region}}:{{account}}:scalable-target/*]",
+            f"{_IAM5}[Resource::arn:{{partition}}:cloudwatch:{{region}}:{{account}}:alarm:TargetTracking-endpoint/"
             "{endpoint}/*]",
         ),
         reason=(
@@ -570,11 +574,11 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
         stack="Endpoint",
         paths=("Monitoring/Baseline/Function/Policy/Resource",),
         findings=(
-            f"{_IAM5}[Resource::arn:aws:sagemaker:{{source_region}}:{{source_account}}:model-package/{{source_models}}/*]",
-            f"{_IAM5}[Resource::arn:aws:s3:::{{source_prefix}}-artifacts-{{source_account}}-{{source_region}}/"
+            f"{_IAM5}[Resource::arn:{{source_partition}}:sagemaker:{{source_region}}:{{source_account}}:model-package/{{source_models}}/*]",
+            f"{_IAM5}[Resource::arn:{{source_partition}}:s3:::{{source_prefix}}-artifacts-{{source_account}}-{{source_region}}/"
             "{source_prefix}-model-build/*]",
-            f"{_IAM5}[Resource::arn:aws:kms:{{source_region}}:{{source_account}}:key/*]",
-            f"{_IAM5}[Resource::arn:aws:s3:::{{prefix}}-monitoring-{{account}}-{{region}}/baselines/{{prefix}}-endpoint/*]",
+            f"{_IAM5}[Resource::arn:{{source_partition}}:kms:{{source_region}}:{{source_account}}:key/*]",
+            f"{_IAM5}[Resource::arn:{{partition}}:s3:::{{prefix}}-monitoring-{{account}}-{{region}}/baselines/{{prefix}}-endpoint/*]",
         ),
         reason=(
             "At each deploy it reads the served version of the registry that deploys here (the source "
@@ -589,10 +593,10 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
         paths=("Monitoring/JobRole/Policy/Resource",),
         findings=(
             *(
-                f"{_IAM5}[Resource::arn:aws:s3:::{{prefix}}-monitoring-{{account}}-{{region}}/{folder}/{{prefix}}-endpoint/*]"
+                f"{_IAM5}[Resource::arn:{{partition}}:s3:::{{prefix}}-monitoring-{{account}}-{{region}}/{folder}/{{prefix}}-endpoint/*]"
                 for folder in ("capture", "ground-truth", "baselines", "reports")
             ),
-            f"{_IAM5}[Resource::arn:aws:ec2:{{region}}:{{account}}:network-interface/*]",
+            f"{_IAM5}[Resource::arn:{{partition}}:ec2:{{region}}:{{account}}:network-interface/*]",
         ),
         reason=(
             "The monitoring jobs read this endpoint's captured data, ground truth and copied baselines, and write "
@@ -605,7 +609,7 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
         stack="Endpoint",
         paths=("Monitoring/JobRole/Policy/Resource",),
         findings=(
-            f"{_IAM5}[Resource::arn:aws:logs:{{region}}:{{account}}:log-group:/aws/sagemaker/ProcessingJobs:"
+            f"{_IAM5}[Resource::arn:{{partition}}:logs:{{region}}:{{account}}:log-group:/aws/sagemaker/ProcessingJobs:"
             "log-stream:{prefix}-monitor-*]",
         ),
         reason=(
@@ -618,9 +622,9 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
         stack="Endpoint",
         paths=("Monitoring/JobRole/Policy/Resource",),
         findings=(
-            f"{_IAM5}[Resource::arn:aws:logs:{{region}}:{{account}}:log-group:/aws/sagemaker/ProcessingJobs:"
+            f"{_IAM5}[Resource::arn:{{partition}}:logs:{{region}}:{{account}}:log-group:/aws/sagemaker/ProcessingJobs:"
             "log-stream:model-monitoring-*]",
-            f"{_IAM5}[Resource::arn:aws:logs:{{region}}:{{account}}:log-group:/aws/sagemaker/ProcessingJobs:"
+            f"{_IAM5}[Resource::arn:{{partition}}:logs:{{region}}:{{account}}:log-group:/aws/sagemaker/ProcessingJobs:"
             "log-stream:groundtruth-merge-*]",
         ),
         reason=(
@@ -644,7 +648,7 @@ ACKNOWLEDGMENTS: tuple[Acknowledgment, ...] = (
         stack="Endpoint",
         paths=("Monitoring/Results/Function/Policy/Resource",),
         findings=(
-            f"{_IAM5}[Resource::arn:aws:s3:::{{prefix}}-monitoring-{{account}}-{{region}}/reports/{{prefix}}-endpoint/*]",
+            f"{_IAM5}[Resource::arn:{{partition}}:s3:::{{prefix}}-monitoring-{{account}}-{{region}}/reports/{{prefix}}-endpoint/*]",
         ),
         reason=(
             "It reads the reports of this endpoint's runs, filed by schedule and hour under the endpoint's own "

@@ -50,6 +50,26 @@ def test_an_unacknowledged_finding_fails_synth(tmp_path: Path) -> None:
     assert {where for _, where in violations} == {"staging/Foundation/NonCompliant"}
 
 
+def test_the_shipped_configs_pass_the_gate_in_another_partition(tmp_path: Path) -> None:
+    # IAM5 findings name exact ARNs: the acknowledgments must follow the partition the ARNs are built in.
+    from tests.conftest import synthesize
+
+    config_dir = tmp_path / "config"
+    config_dir.mkdir()
+    for path in sorted((ROOT / "config").glob("*.yaml")):
+        text = path.read_text().replace("arn:aws:", "arn:aws-us-gov:").replace("eu-west-1", "us-gov-west-1")
+        (config_dir / path.name).write_text(text)
+    app = synthesize(tmp_path / "cdk.out", config_dir)  # raises ValidationFailed on an unacknowledged finding
+    assert {stage.config.partition for stage in app.stages.values()} == {"aws-us-gov"}
+    commercial = [
+        f"{env}/{stack}"
+        for env, stacks in app.templates.items()
+        for stack, template in stacks.items()
+        if "arn:aws:" in json.dumps(template)
+    ]
+    assert not commercial, f"ARNs of the commercial partition in: {commercial}"
+
+
 def test_acknowledgments_are_written_into_templates_for_auditors(single_account) -> None:
     template = single_account.templates["dev"]["Foundation"]
     reasons = [
