@@ -51,7 +51,7 @@ from botocore.config import Config  # noqa: E402
 from moto.server import ThreadedMotoServer  # noqa: E402
 
 from ml_code.serving.readiness import free_port  # noqa: E402
-from stacks.config import EnvironmentConfig, load_config  # noqa: E402
+from stacks.config import EnvironmentConfig, ecr_registry, load_config  # noqa: E402
 from tools.local_aws.endpoints import LocalEndpoint, LocalStage  # noqa: E402
 from tools.local_aws.events import alarm_state_change, job_state_change, matching_rules, package_state_change  # noqa: E402
 from tools.local_aws.processing import run_processing_job  # noqa: E402
@@ -334,7 +334,7 @@ class Loop:
             InferenceSpecification={
                 "Containers": [
                     {
-                        "Image": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{dev.repository_name('inference')}:local",
+                        "Image": f"{ecr_registry(ACCOUNT, REGION)}/{dev.repository_name('inference')}:local",
                         "ModelDataUrl": f"{uri}/model/model.tar.gz",
                     }
                 ],
