@@ -136,8 +136,10 @@ def with_drift_threshold(constraints: bytes, threshold: float, where: str) -> by
     """``constraints.json`` with ``threshold`` as its numeric and categorical comparison thresholds.
 
     Raises:
-        BaselineError: the document is not a JSON object, or its ``monitoring_config`` (or
-            ``distribution_constraints``) is there but not an object.
+        BaselineError: the document is not a JSON object, its ``monitoring_config`` (or
+            ``distribution_constraints``) is there but not an object, or the document would not
+            judge drift by these thresholds: comparison disabled, a categorical drift method other
+            than L-infinity, or a feature's own ``monitoringConfigOverrides`` threshold.
     """
     try:
         document = json.loads(constraints)
@@ -151,6 +153,26 @@ def with_drift_threshold(constraints: bytes, threshold: float, where: str) -> by
     distribution = config.setdefault("distribution_constraints", {})
     if not isinstance(distribution, dict):
         raise BaselineError(f"{where}: monitoring_config.distribution_constraints must be an object")
+    if distribution.get("perform_comparison", "Enabled") != "Enabled":
+        raise BaselineError(
+            f"{where}: drift comparison is disabled (perform_comparison), so drift_threshold would do nothing"
+        )
+    if distribution.get("categorical_drift_method", "LInfinity") != "LInfinity":
+        raise BaselineError(
+            f"{where}: categorical_drift_method is {distribution['categorical_drift_method']!r}, not LInfinity: "
+            "drift_threshold is an L-infinity distance"
+        )
+    features = document.get("features") or []
+    overridden = sorted(
+        str(f.get("name"))
+        for f in (features if isinstance(features, list) else [])
+        if isinstance(f, dict) and f.get("monitoringConfigOverrides")
+    )
+    if overridden:
+        raise BaselineError(
+            f"{where}: features {', '.join(overridden)} set their own thresholds (monitoringConfigOverrides), "
+            "which drift_threshold would not replace"
+        )
     distribution["comparison_threshold"] = threshold
     distribution["categorical_comparison_threshold"] = threshold
     return json.dumps(document, indent=2).encode()

@@ -83,10 +83,11 @@ class MonitoringBaseline(Construct):
                 "Prefix": config.monitoring_baseline_prefix,
                 "KmsKeyArn": data_key.key_arn,
                 "ProblemType": source.model_build.pipeline.problem_type,
-                "MaxQualityDegradation": f"{monitoring.max_quality_degradation:g}",
+                # repr: the shortest text that reads back as the same float (":g" would round to 6 digits).
+                "MaxQualityDegradation": repr(monitoring.max_quality_degradation),
                 # Only when set: unset, the deployed constraints are the registered ones, byte for byte.
                 **(
-                    {"DriftThreshold": f"{monitoring.drift_threshold:g}"}
+                    {"DriftThreshold": repr(monitoring.drift_threshold)}
                     if monitoring.drift_threshold is not None
                     else {}
                 ),
@@ -100,5 +101,9 @@ class MonitoringBaseline(Construct):
         self.quality_constraints_uri = resource.get_att_string("ModelQualityConstraintsUri")
         self.image_tag = resource.get_att_string("ImageTag")
         self.suffix = resource.get_att_string("Suffix")
+        # What the served version is judged against (the registered constraints, with drift_threshold if set).
+        cdk.CfnOutput(
+            cdk.Stack.of(self), "MonitoringConstraintsUri", value=self.constraints_uri, condition=package.has_model
+        )
         # Where the monitors read the served version's baseline: the deploy keeps it current.
         self.current_uri = f"s3://{bucket_name}/{config.monitoring_baseline_prefix}/current/"

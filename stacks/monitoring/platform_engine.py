@@ -98,7 +98,7 @@ class PlatformSchedules(Construct):
                 "JOB_NAME_PREFIX": config.monitoring_job_prefix,
                 "PERIOD_HOURS": str(monitoring.period_hours),
                 "GROUND_TRUTH_DELAY_HOURS": str(monitoring.ground_truth_delay_hours),
-                "QUALITY_TOLERANCE": f"{monitoring.max_quality_degradation:g}",
+                "QUALITY_TOLERANCE": repr(monitoring.max_quality_degradation),
                 "PROBLEM_TYPE": source.model_build.pipeline.problem_type,
                 "DATA_QUALITY_SCHEDULE": config.monitoring_schedule_name("data-quality"),
                 "MODEL_QUALITY_SCHEDULE": config.monitoring_schedule_name("model-quality"),

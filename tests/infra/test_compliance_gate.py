@@ -50,17 +50,29 @@ def test_an_unacknowledged_finding_fails_synth(tmp_path: Path) -> None:
     assert {where for _, where in violations} == {"staging/Foundation/NonCompliant"}
 
 
-def test_the_shipped_configs_pass_the_gate_in_another_partition(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("configs", "regions", "partition"),
+    [
+        ("config", {"eu-west-1": "us-gov-west-1"}, "aws-us-gov"),
+        # Model Monitor (multi-account staging) has no GovCloud image in the SDK's table; China has one.
+        ("config/examples/multi-account", {"eu-west-1": "cn-north-1", "eu-central-1": "cn-northwest-1"}, "aws-cn"),
+    ],
+)
+def test_the_shipped_configs_pass_the_gate_in_another_partition(
+    tmp_path: Path, configs: str, regions: dict[str, str], partition: str
+) -> None:
     # IAM5 findings name exact ARNs: the acknowledgments must follow the partition the ARNs are built in.
     from tests.conftest import synthesize
 
     config_dir = tmp_path / "config"
     config_dir.mkdir()
-    for path in sorted((ROOT / "config").glob("*.yaml")):
-        text = path.read_text().replace("arn:aws:", "arn:aws-us-gov:").replace("eu-west-1", "us-gov-west-1")
+    for path in sorted((ROOT / configs).glob("*.yaml")):
+        text = path.read_text().replace("arn:aws:", f"arn:{partition}:")
+        for commercial, region in regions.items():
+            text = text.replace(commercial, region)
         (config_dir / path.name).write_text(text)
     app = synthesize(tmp_path / "cdk.out", config_dir)  # raises ValidationFailed on an unacknowledged finding
-    assert {stage.config.partition for stage in app.stages.values()} == {"aws-us-gov"}
+    assert {stage.config.partition for stage in app.stages.values()} == {partition}
     commercial = [
         f"{env}/{stack}"
         for env, stacks in app.templates.items()

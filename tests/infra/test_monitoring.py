@@ -78,13 +78,18 @@ def test_only_what_needs_a_served_version_waits_for_one(which: str, request: pyt
 
 
 @pytest.mark.parametrize("which", APPS)
-def test_the_baseline_carries_the_drift_threshold_only_where_config_sets_it(which: str, request) -> None:
+def test_the_baseline_carries_the_drift_threshold_only_where_config_sets_it_and_names_its_constraints(
+    which: str, request
+) -> None:
     app = request.getfixturevalue(which)
     for env in _monitored(app):
-        (baseline,) = _resources(app, env, "Endpoint", "Custom::MonitoringBaseline").values()
+        ((logical_id, baseline),) = _resources(app, env, "Endpoint", "Custom::MonitoringBaseline").items()
         threshold = app.stages[env].config.monitoring.drift_threshold
-        expected = {} if threshold is None else {"DriftThreshold": f"{threshold:g}"}
-        assert {k: v for k, v in baseline["Properties"].items() if k == "DriftThreshold"} == expected, env
+        given = {k: float(v) for k, v in baseline["Properties"].items() if k == "DriftThreshold"}
+        assert given == ({} if threshold is None else {"DriftThreshold": threshold}), env  # exactly, not rounded
+        # The constraints in use (with the threshold) are named by an output, once a version is served.
+        output = app.templates[env]["Endpoint"]["Outputs"]["MonitoringConstraintsUri"]
+        assert output == {"Value": {"Fn::GetAtt": [logical_id, "ConstraintsUri"]}, "Condition": "HasModel"}, env
 
 
 @pytest.mark.parametrize("which", APPS)

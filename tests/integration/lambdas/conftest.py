@@ -204,7 +204,7 @@ def without_monitoring(template: dict, stage: object) -> dict:
 
     moto cannot create the monitoring's functions (their code is an asset in the CDK bootstrap bucket,
     their layer an SSM parameter under AWS's reserved /aws/ names) nor run its custom resource. Removed:
-    the resources of ``stage.endpoint.monitoring``, the statements of other policies that name them (the
+    the resources of ``stage.endpoint.monitoring``, the outputs and the statements of other policies that name them (the
     deploy role's monitoring grants), and the parameters nothing refers to any more, except those a deploy
     sets (they stay, so the deploy's parameters are the template's).
     """
@@ -236,6 +236,7 @@ def without_monitoring(template: dict, stage: object) -> dict:
                 resource["DependsOn"] = kept
             else:
                 del resource["DependsOn"]
+    out["Outputs"] = {name: o for name, o in out.get("Outputs", {}).items() if not names_removed(o)}
     text = json.dumps(out["Resources"])
     out["Parameters"] = {
         name: p

@@ -199,6 +199,41 @@ def test_a_drift_threshold_replaces_both_comparison_thresholds_in_the_deployed_c
     assert json.loads(world.read(world.files["constraints"])) == registered  # the registered record is untouched
 
 
+def test_unsetting_the_drift_threshold_restores_the_registered_constraints(world: World, response_sink) -> None:
+    handler.handle(cfn_event(world, response_sink.url, DriftThreshold="0.3"), factory=world.materializer)
+    update = cfn_event(world, response_sink.url, "Update")
+    update["OldResourceProperties"] = world.properties(DriftThreshold="0.3")
+    handler.handle(update, factory=world.materializer)
+    assert [d["Status"] for d in response_sink.documents] == ["SUCCESS", "SUCCESS"]
+    current = f"s3://{world.bucket}/baselines/mlops-staging-endpoint/current/constraints.json"
+    assert world.read(current) == world.read(world.files["constraints"])
+
+
+@pytest.mark.parametrize(
+    ("monitoring_config", "feature", "problem"),
+    [
+        ({"distribution_constraints": {"perform_comparison": "Disabled"}}, {}, "drift comparison is disabled"),
+        ({"distribution_constraints": {"categorical_drift_method": "ChiSquared"}}, {}, "not LInfinity"),
+        ({}, {"monitoringConfigOverrides": {"comparison_threshold": 0.3}}, "features sex set their own thresholds"),
+        ([], {}, "monitoring_config must be an object"),
+    ],
+)
+def test_a_drift_threshold_the_constraints_would_not_follow_fails_the_deploy(
+    world: World, response_sink, monitoring_config: object, feature: dict, problem: str
+) -> None:
+    constraints = {
+        "version": 0.0,
+        "features": [{"name": "sex", "inferred_type": "String", **feature}],
+        "monitoring_config": monitoring_config,
+    }
+    bucket, _, key = world.files["constraints"].removeprefix("s3://").partition("/")
+    world.s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(constraints).encode())
+    handler.handle(cfn_event(world, response_sink.url, DriftThreshold="0.2"), factory=world.materializer)
+    (answer,) = response_sink.documents
+    assert answer["Status"] == "FAILED" and problem in answer["Reason"], answer["Reason"]
+    assert world.s3.list_objects_v2(Bucket=world.bucket).get("KeyCount", 0) == 0  # nothing half-written
+
+
 def test_the_monitor_judges_drift_by_the_deployed_threshold(world: World, response_sink, tmp_path: Path) -> None:
     # ml_code.monitor on the deployed copy: a column whose distance is 0.2 drifts at the registered 0.1, not at 0.25.
     import pandas as pd
