@@ -21,6 +21,15 @@ from tests.conftest import ROOT
 pytestmark = pytest.mark.slow
 
 
+# `python -m tools.demo` with SIGINT as a terminal's foreground job has it. A shell without job control
+# starts background commands (`.ci/run &`, nohup) with SIGINT ignored, which their children inherit, and
+# Python then installs no KeyboardInterrupt handler: Ctrl-C could not be tested there.
+AS_A_FOREGROUND_JOB = (
+    "import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "runpy.run_module('tools.demo', run_name='__main__', alter_sys=True)"
+)
+
+
 def _processes_mentioning(text: str) -> list[str]:
     """Command lines of the live processes that name ``text`` (every server and job names its folder)."""
     found = []
@@ -42,7 +51,7 @@ def test_ctrl_c_during_the_deploy_stops_every_server_and_job_and_names_the_step(
         pytest.fail("cdk.out holds no cloud assembly: run `make synth` (and `make pipeline-definition`) first")
     output = tmp_path / "demo"
     demo = subprocess.Popen(
-        [sys.executable, "-m", "tools.demo", "--quick", "--output", str(output)],
+        [sys.executable, "-c", AS_A_FOREGROUND_JOB, "--quick", "--output", str(output)],
         cwd=ROOT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
         stdout=subprocess.PIPE,
