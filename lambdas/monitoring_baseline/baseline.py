@@ -132,6 +132,21 @@ def quality_constraints(evaluation: dict[str, Any], problem_type: str, tolerance
     return {"version": 0.0, CONSTRAINTS_KEY[problem_type]: constraints}
 
 
+def json_object(body: bytes, where: str) -> dict[str, Any]:
+    """``body`` parsed as a JSON object.
+
+    Raises:
+        BaselineError: not JSON (or not UTF-8), or not an object; ``where`` names the file.
+    """
+    try:
+        document = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BaselineError(f"{where}: not valid JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise BaselineError(f"{where}: expected a JSON object")
+    return document
+
+
 def with_drift_threshold(constraints: bytes, threshold: float, where: str) -> bytes:
     """``constraints.json`` with ``threshold`` as its numeric and categorical comparison thresholds.
 
@@ -141,12 +156,7 @@ def with_drift_threshold(constraints: bytes, threshold: float, where: str) -> by
             judge drift by these thresholds: comparison disabled, a categorical drift method other
             than L-infinity, or a feature's own ``monitoringConfigOverrides`` threshold.
     """
-    try:
-        document = json.loads(constraints)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BaselineError(f"{where}: not valid JSON: {exc}") from None
-    if not isinstance(document, dict):
-        raise BaselineError(f"{where}: expected a JSON object")
+    document = json_object(constraints, where)
     config = document.setdefault("monitoring_config", {})
     if not isinstance(config, dict):
         raise BaselineError(f"{where}: monitoring_config must be an object")
@@ -220,12 +230,7 @@ class Materializer:
         for kind, uri in given.items():
             bucket, key = split_uri(uri)
             bodies[kind] = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-        try:
-            evaluation = json.loads(bodies["evaluation"])
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise BaselineError(f"{props.evaluation_uri}: not valid JSON: {exc}") from None
-        if not isinstance(evaluation, dict):
-            raise BaselineError(f"{props.evaluation_uri}: expected a JSON object")
+        evaluation = json_object(bodies["evaluation"], props.evaluation_uri)
         quality = json.dumps(
             quality_constraints(evaluation, props.problem_type, props.max_quality_degradation), indent=2
         ).encode()
