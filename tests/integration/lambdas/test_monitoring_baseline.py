@@ -62,6 +62,11 @@ class World:
         bucket, _, key = uri.removeprefix("s3://").partition("/")
         return self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
 
+    def write(self, uri: str, document: object) -> None:
+        """Replace a registered file with ``document`` as JSON."""
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        self.s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(document).encode())
+
     def materializer(self) -> Materializer:
         return Materializer(s3=self.s3, sagemaker=self.sagemaker)
 
@@ -183,8 +188,7 @@ def test_a_drift_threshold_replaces_both_comparison_thresholds_in_the_deployed_c
             },
         },
     }
-    bucket, _, key = world.files["constraints"].removeprefix("s3://").partition("/")
-    world.s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(registered).encode())
+    world.write(world.files["constraints"], registered)
     handler.handle(cfn_event(world, response_sink.url, DriftThreshold="0.25"), factory=world.materializer)
     (answer,) = response_sink.documents
     assert answer["Status"] == "SUCCESS", answer["Reason"]
@@ -226,8 +230,7 @@ def test_a_drift_threshold_the_constraints_would_not_follow_fails_the_deploy(
         "features": [{"name": "sex", "inferred_type": "String", **feature}],
         "monitoring_config": monitoring_config,
     }
-    bucket, _, key = world.files["constraints"].removeprefix("s3://").partition("/")
-    world.s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(constraints).encode())
+    world.write(world.files["constraints"], constraints)
     handler.handle(cfn_event(world, response_sink.url, DriftThreshold="0.2"), factory=world.materializer)
     (answer,) = response_sink.documents
     assert answer["Status"] == "FAILED" and problem in answer["Reason"], answer["Reason"]
@@ -246,9 +249,8 @@ def test_the_monitor_judges_drift_by_the_deployed_threshold(world: World, respon
     schema = DataSchema("y", ProblemType.REGRESSION, (Feature("score", "numeric"), Feature("x", "numeric")))
     reference = pd.DataFrame({"score": [1.0] * 2000, "x": [i / 20 for i in range(2000)]})
     statistics, constraints = build_baseline(reference, schema)
-    for kind, body in (("statistics", statistics), ("constraints", constraints)):
-        bucket, _, key = world.files[kind].removeprefix("s3://").partition("/")
-        world.s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(body).encode())
+    world.write(world.files["statistics"], statistics)
+    world.write(world.files["constraints"], constraints)
     batch = tmp_path / "batch.csv"
     batch.write_text("score,x\n" + "".join(f"1.0,{i / 20 + 20}\n" for i in range(2000)))  # x moved a fifth of its range
     verdicts = {}
